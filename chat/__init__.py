@@ -1,0 +1,1 @@
+"""Chat over WebSockets, authenticated only with secrets from the registry."""

@@ -1,0 +1,1 @@
+"""Config Registry: versioned, encrypted configuration layers resolved per user."""

@@ -1,0 +1,91 @@
+"""System checks: one reader of the environment, and a usable encryption key ring."""
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core import checks
+
+from .crypto import KeyRingInvalid, key_ring
+
+SETTINGS_MODULE = Path("project") / "settings.py"
+# Not part of the running product: tests and benchmarks set up their own processes.
+SKIPPED_DIRS = {"tests", "bench", "node_modules", "var", "__pycache__"}
+READERS = {"environ", "environb", "getenv", "getenvb"}
+
+
+@dataclass(frozen=True)
+class EnvironmentRead:
+    path: Path
+    line: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.code}"
+
+
+def _python_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if any(part.startswith(".") or part in SKIPPED_DIRS for part in parts[:-1]):
+            continue
+        if path.relative_to(root) != SETTINGS_MODULE:
+            yield path
+
+
+def _reads_in(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    os_aliases = {"os", "posix"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in ("os", "posix") and alias.asname:
+                    os_aliases.add(alias.asname)
+                if alias.name == "environ":
+                    yield node.lineno, "import environ (django-environ)"
+        elif isinstance(node, ast.ImportFrom):
+            if node.module in ("os", "posix"):
+                for alias in node.names:
+                    if alias.name in READERS:
+                        yield node.lineno, f"from {node.module} import {alias.name}"
+            elif node.module and node.module.split(".")[0] == "environ":
+                yield node.lineno, f"from {node.module} import … (django-environ)"
+        elif isinstance(node, ast.Attribute) and node.attr in READERS:
+            if isinstance(node.value, ast.Name) and node.value.id in os_aliases:
+                yield node.lineno, f"{node.value.id}.{node.attr}"
+
+
+def find_environment_reads(root: Path) -> list[EnvironmentRead]:
+    """Every place under `root`, other than project/settings.py, that reads the environment."""
+    found = []
+    for path in _python_files(root):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except (SyntaxError, UnicodeDecodeError):
+            continue  # Django reports broken modules itself when it imports them
+        found += [EnvironmentRead(path.relative_to(root), line, code) for line, code in _reads_in(tree)]
+    return sorted(found, key=lambda read: (str(read.path), read.line))
+
+
+@checks.register(checks.Tags.security)
+def check_single_environment_reader(app_configs, **kwargs):
+    return [
+        checks.Error(
+            f"{read.path}:{read.line} reads the environment ({read.code})",
+            hint="Only project/settings.py reads the environment. Ask the registry instead "
+                 "(config_registry.security.security_secret or selectors.config_resolve).",
+            obj=str(read.path),
+            id="config_registry.E001",
+        )
+        for read in find_environment_reads(Path(settings.BASE_DIR))
+    ]
+
+
+@checks.register(checks.Tags.security)
+def check_key_ring(app_configs, **kwargs):
+    try:
+        key_ring()
+    except KeyRingInvalid as error:
+        return [checks.Error(str(error), id="config_registry.E002")]
+    return []

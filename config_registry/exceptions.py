@@ -1,0 +1,45 @@
+"""Domain errors, each with a message a person can act on. Transports map them to codes."""
+
+from collections.abc import Mapping
+
+from .crypto import KeyRingInvalid, SecretUndecryptable  # noqa: F401  (re-exported)
+
+
+class RegistryError(Exception):
+    """Base of the registry's own errors."""
+
+
+class InvalidInput(RegistryError):
+    """Bad input from a caller; `errors` maps a field or key to what is wrong with it."""
+
+    def __init__(self, message: str, errors: Mapping[str, str] | None = None):
+        self.message = message
+        self.errors = dict(errors or {})
+        detail = "; ".join(f"{field}: {reason}" for field, reason in self.errors.items())
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class NotFound(RegistryError):
+    """A named layer, version, user or token does not exist."""
+
+
+class VersionConflict(RegistryError):
+    def __init__(self, *, layer: str, current: int, base: int):
+        self.layer, self.current, self.base = layer, current, base
+        super().__init__(
+            f"layer {layer} is at version {current}, your change was based on {base}: "
+            "reload and reapply"
+        )
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database cannot be reached right now; try again later."""
+
+
+class SecurityConfigMissing(RegistryError):
+    def __init__(self, *, key: str, environment: str, service: str, reason: str = "is not published"):
+        self.key = key
+        super().__init__(
+            f"{key} {reason} for environment {environment!r}, service {service!r}: publish it as a "
+            f"secret in the global, environment:{environment} or service:{service} layer"
+        )

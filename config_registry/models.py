@@ -1,0 +1,209 @@
+"""Storage of the registry: layers, immutable versions and entries, key definitions, tokens, audit.
+
+No business logic here: writes go through config_registry.services, reads through selectors.
+"""
+
+from django.db import models
+
+
+class ImmutableRecord(Exception):
+    """Raised when code tries to edit or delete a record that history depends on."""
+
+
+class ImmutableQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableRecord(f"{self.model.__name__} records are immutable: publish a new version")
+
+    def delete(self):
+        raise ImmutableRecord(f"{self.model.__name__} records are immutable and cannot be deleted")
+
+
+class ImmutableModel(models.Model):
+    """Insert-only: saving an existing row or deleting one raises ImmutableRecord."""
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableRecord(f"{type(self).__name__} #{self.pk} is immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRecord(f"{type(self).__name__} #{self.pk} is immutable and cannot be deleted")
+
+
+class Level(models.TextChoices):
+    """Precedence levels, lowest first."""
+
+    GLOBAL = "global", "Global"
+    ENVIRONMENT = "environment", "Environment"
+    SERVICE = "service", "Service"
+    GROUP = "group", "Group"
+    USER = "user", "User"
+
+
+LEVEL_ORDER = {level: position for position, level in enumerate(Level.values)}
+
+
+class Layer(models.Model):
+    level = models.CharField(max_length=16, choices=Level.choices)
+    name = models.CharField(max_length=150, blank=True, help_text="Empty for the global layer.")
+    description = models.TextField(blank=True)
+    priority = models.IntegerField(
+        default=0,
+        help_text="Group layers only: a user in several groups gets them lowest priority first, "
+        "so the group with the highest priority wins.",
+    )
+    current_version = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, editable=False)
+    updated_by = models.CharField(max_length=200, blank=True, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "name"], name="layer_unique_ref")]
+        ordering = ["level", "name"]
+
+    def __str__(self) -> str:
+        return self.ref
+
+    @property
+    def ref(self) -> str:
+        return self.level if self.level == Level.GLOBAL else f"{self.level}:{self.name}"
+
+
+class LayerVersion(ImmutableModel):
+    """One published state of a layer: its complete entry set, never edited afterwards."""
+
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    revision = models.PositiveBigIntegerField(db_index=True, help_text="Global revision it was published at.")
+    author = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+    comment = models.TextField(blank=True)
+    rolled_back_from = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["layer", "number"], name="version_unique_number"),
+        ]
+        ordering = ["layer", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.layer.ref} v{self.number}"
+
+
+class EntryQuerySet(ImmutableQuerySet):
+    def rewrap(self, *, entry_id: int, ciphertext: str) -> None:
+        """The one permitted change: re-encrypting a secret under a new key (rotate_keys)."""
+        models.QuerySet.update(self.filter(pk=entry_id, secret=True), ciphertext=ciphertext)
+
+
+class Entry(ImmutableModel):
+    """key -> JSON value within one version. Secrets keep only ciphertext."""
+
+    version = models.ForeignKey(LayerVersion, on_delete=models.PROTECT, related_name="entries")
+    key = models.CharField(max_length=200)
+    value = models.JSONField(null=True, blank=True, help_text="Empty for secrets.")
+    ciphertext = models.TextField(blank=True, help_text="Secrets only: Fernet token bound to layer and key.")
+    secret = models.BooleanField(default=False)
+
+    objects = EntryQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "key"], name="entry_unique_key"),
+            models.CheckConstraint(
+                condition=(models.Q(secret=True, value__isnull=True) & ~models.Q(ciphertext=""))
+                | models.Q(secret=False, ciphertext=""),
+                name="entry_secret_has_only_ciphertext",
+            ),
+        ]
+        ordering = ["key"]
+        verbose_name_plural = "entries"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class KeyDefinition(models.Model):
+    """Optional contract for one key: description, JSON Schema, secret-ness, default."""
+
+    key = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    schema = models.JSONField(null=True, blank=True, help_text="JSON Schema the value must satisfy.")
+    secret = models.BooleanField(default=False, help_text="Values of this key are always encrypted.")
+    has_default = models.BooleanField(default=False)
+    default = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class RegistryState(models.Model):
+    """Singleton row: the global revision and the head of the audit chain.
+
+    Writers lock it last (after any layer row), so publishes get contiguous revisions and
+    audit events a gap-free, hash-chained sequence.
+    """
+
+    revision = models.PositiveBigIntegerField(default=0)
+    audit_seq = models.PositiveBigIntegerField(default=0)
+    audit_head = models.CharField(max_length=64, default="")
+
+
+class Scope(models.TextChoices):
+    CONFIG_READ = "config:read", "Read resolved configuration"
+    SECRETS_READ = "secrets:read", "Reveal secret values"
+    CONFIG_WRITE = "config:write", "Create layers, publish and roll back versions"
+    AUDIT_READ = "audit:read", "Read the audit log"
+    CHAT_TICKET = "chat:ticket", "Issue chat tickets for users"
+
+
+class ServiceToken(models.Model):
+    """A named API credential. Only a SHA-256 of the token is stored; it is shown once."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise a token.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    environments = models.JSONField(default=list, blank=True, help_text="Empty: every environment.")
+    services = models.JSONField(default=list, blank=True, help_text="Empty: every service.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditEvent(ImmutableModel):
+    """Who did what, when, from where. Hash-chained: each event's hash covers the previous one's."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=300, db_index=True)
+    source = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.target} by {self.actor}"

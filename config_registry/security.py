@@ -1,0 +1,45 @@
+"""The security-config accessor: the one way code gets secrets such as chat.signing_keys.
+
+Values are resolved through the registry for this deployment's own context only
+(REGISTRY_ENVIRONMENT, the asking service): group and user layers can never change them.
+Nothing here, or anywhere else, falls back to settings or the environment.
+"""
+
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from .exceptions import RegistryUnavailable, SecurityConfigMissing
+from .selectors import registry_revision, sealed_open, service_resolution
+
+_cache: dict[tuple[str, str], tuple[int, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def security_secret(key: str, *, service: str = "chat") -> Any:
+    """The plaintext of secret `key` for (REGISTRY_ENVIRONMENT, `service`), at the current revision.
+
+    Kept in process memory per revision, so a hot path pays one small query and a publish
+    anywhere is seen at the next call. The process is the reader here, not a person, so reads
+    are not audited. Raises SecurityConfigMissing if the key is absent or was not published as
+    a secret, RegistryUnavailable if the database cannot be reached.
+    """
+    environment = settings.REGISTRY_ENVIRONMENT
+    try:
+        cached = _cache.get((service, key))
+        if cached is not None and cached[0] == registry_revision():
+            return cached[1]
+        revision, resolution = service_resolution(environment=environment, service=service)
+    except DatabaseError as error:
+        raise RegistryUnavailable(f"the registry database is unavailable: {error}") from error
+    if key not in resolution.values:
+        raise SecurityConfigMissing(key=key, environment=environment, service=service)
+    if key not in resolution.secrets:
+        raise SecurityConfigMissing(key=key, environment=environment, service=service,
+                                    reason="is published in plain text, not as a secret")
+    value = sealed_open(resolution.values[key])
+    with _cache_lock:
+        _cache[(service, key)] = (revision, value)
+    return value

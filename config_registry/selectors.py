@@ -1,0 +1,226 @@
+"""Reads of the registry: one consistent snapshot per resolution, versions, diffs, tokens."""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from . import crypto
+from .audit import Actor, audit_record
+from .diff import MASK, Change, EntryState, entries_diff
+from .exceptions import InvalidInput, NotFound
+from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, RegistryState, ServiceToken
+from .resolver import LayerSnapshot, Provenance, Resolution, resolve
+from .services import token_hash
+from .validation import NAME_PATTERNS, parse_layer_ref
+
+DEFAULTS_REF = "default"  # provenance of a value that comes from a key definition's default
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A secret as the resolver sees it: opaque, opened only if it wins and may be revealed."""
+
+    place: crypto.Place
+    version: int
+    ciphertext: str
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    revision: int
+    context: dict[str, str]
+    values: dict[str, Any]
+    secrets: frozenset[str]
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+
+
+@contextmanager
+def consistent_read() -> Iterator[None]:
+    """One snapshot for every query inside: REPEATABLE READ on PostgreSQL, a read transaction on
+    SQLite. Inside a caller's transaction its isolation applies; the revision filter still
+    keeps versions consistent."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def registry_revision() -> int:
+    return RegistryState.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
+
+
+def layer_get(ref: str) -> Layer:
+    level, name = parse_layer_ref(ref)
+    try:
+        return Layer.objects.get(level=level, name=name)
+    except Layer.DoesNotExist:
+        raise NotFound(f"layer {ref} does not exist") from None
+
+
+def _check_name(label: str, value: Any) -> str:
+    if not isinstance(value, str) or not NAME_PATTERNS[Level.SERVICE].match(value):
+        raise InvalidInput("invalid context", {label: f"{value!r} is not a valid {label} name "
+                                                      "(lowercase letters, digits, - and _)"})
+    return value
+
+
+def _snapshots(layers: Sequence[Layer], revision: int) -> list[LayerSnapshot]:
+    """Each layer's entries as of `revision`, in the order given (lowest first)."""
+    at_revision = LayerVersion.objects.filter(layer=OuterRef("pk"), revision__lte=revision).order_by("-number")
+    version_ids = dict(
+        Layer.objects.filter(pk__in=[layer.pk for layer in layers])
+        .annotate(version_id=Subquery(at_revision.values("pk")[:1]))
+        .values_list("pk", "version_id")
+    )
+    rows = Entry.objects.filter(version_id__in=[v for v in version_ids.values() if v]).values_list(
+        "version_id", "version__number", "key", "value", "ciphertext", "secret")
+    by_version: dict[int, tuple[int, dict[str, Any], set[str]]] = {}
+    for version_id, number, key, value, ciphertext, secret in rows:
+        _, entries, secrets = by_version.setdefault(version_id, (number, {}, set()))
+        entries[key] = value
+        if secret:
+            secrets.add(key)
+            entries[key] = (number, ciphertext)
+    snapshots = []
+    for layer in layers:
+        number, entries, secrets = by_version.get(version_ids.get(layer.pk), (None, {}, set()))
+        for key in secrets:
+            version, ciphertext = entries[key]
+            entries[key] = Sealed(crypto.Place(layer.ref, key), version, ciphertext)
+        snapshots.append(LayerSnapshot(layer.ref, number, entries, frozenset(secrets)))
+    return snapshots
+
+
+def _defaults() -> LayerSnapshot:
+    defaults = KeyDefinition.objects.filter(has_default=True).values_list("key", "default")
+    return LayerSnapshot(DEFAULTS_REF, None, dict(defaults))
+
+
+def _resolution(environment: str, service: str, user: str | None) -> tuple[int, Resolution]:
+    """The revision and the resolution (secrets still sealed) of one context, read consistently."""
+    _check_name("environment", environment)
+    _check_name("service", service)
+    wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
+    with consistent_read():
+        revision = registry_revision()
+        found = {(layer.level, layer.name): layer for layer in Layer.objects.filter(
+            Q(level=Level.GLOBAL) | Q(level=Level.ENVIRONMENT, name=environment)
+            | Q(level=Level.SERVICE, name=service))}
+        layers = [found[key] for key in wanted if key in found]
+        if user is not None:
+            account = get_user_model().objects.filter(username=user).first()
+            if account is None:
+                raise NotFound(f"user {user!r} does not exist")
+            group_names = list(account.groups.values_list("name", flat=True))
+            groups = Layer.objects.filter(level=Level.GROUP, name__in=group_names).order_by("priority", "name")
+            layers += [*groups, *Layer.objects.filter(level=Level.USER, name=user)]
+        snapshots = [_defaults(), *_snapshots(layers, revision)]
+    return revision, resolve(snapshots)
+
+
+def config_resolve(*, environment: str, service: str, user: str | None,
+                   reveal_secrets: bool = False, actor: Actor | None = None) -> ResolvedConfig:
+    """Resolve (environment, service, user) at one revision: defaults → global → environment →
+    service → the user's groups by priority → user. `user=None` stops at the service level.
+
+    Secrets are masked unless `reveal_secrets`; a reveal needs an `actor` and is audited.
+    Raises NotFound for an unknown user, InvalidInput for bad names.
+    """
+    if reveal_secrets and actor is None:
+        raise ValueError("revealing secrets needs an actor to audit")
+    revision, resolution = _resolution(environment, service, user)
+    context = {"environment": environment, "service": service}
+    if user is not None:
+        context["user"] = user
+    values = dict(resolution.values)
+    for key in resolution.secrets:
+        values[key] = sealed_open(values[key]) if reveal_secrets else MASK
+    if reveal_secrets and resolution.secrets:
+        with transaction.atomic():
+            audit_record(actor=actor, action="secret.reveal", target=_context_label(context),
+                         changes={"keys": sorted(resolution.secrets), "revision": revision})
+    return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
+
+
+def sealed_open(sealed: Sealed) -> Any:
+    return crypto.decrypt(sealed.ciphertext, place=sealed.place, version=sealed.version)
+
+
+def service_resolution(*, environment: str, service: str) -> tuple[int, Resolution]:
+    """For the security accessor only: a service's own config, secrets sealed, nothing audited."""
+    return _resolution(environment, service, None)
+
+
+def _context_label(context: dict[str, str]) -> str:
+    return ",".join(f"{name}={value}" for name, value in context.items())
+
+
+def provenance_as_dict(provenance: Provenance) -> dict[str, Any]:
+    return {"layer": provenance.layer, "version": provenance.version,
+            "overrides": [{"layer": o.layer, "version": o.version} for o in provenance.overrides]}
+
+
+# Versions -----------------------------------------------------------------------------------
+
+def version_get(layer: Layer, number: int) -> LayerVersion:
+    version = LayerVersion.objects.filter(layer=layer, number=number).first()
+    if version is None:
+        raise NotFound(f"layer {layer.ref} has no version {number} "
+                       f"(current version: {layer.current_version})")
+    return version
+
+
+def version_states(layer: Layer, number: int) -> dict[str, EntryState]:
+    """Entries of a version with secrets decrypted: for diffs and reveals, never for display."""
+    if number == 0:
+        return {}
+    version_get(layer, number)
+    states = {}
+    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+        value = entry.value
+        if entry.secret:
+            value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, entry.key), version=number)
+        states[entry.key] = EntryState(value, entry.secret)
+    return states
+
+
+def version_masked_entries(layer: Layer, number: int) -> tuple[dict[str, Any], list[str]]:
+    """(entries with secrets shown as the mask, secret keys) of a version."""
+    entries, secrets = {}, []
+    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+        entries[entry.key] = MASK if entry.secret else entry.value
+        if entry.secret:
+            secrets.append(entry.key)
+    return entries, secrets
+
+
+def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Change]:
+    """Changes from one version to another (0 = empty). Show them with Change.public()."""
+    return entries_diff(version_states(layer, from_number), version_states(layer, to_number))
+
+
+# Tokens -------------------------------------------------------------------------------------
+
+class TokenRejected(Exception):
+    """The presented token is unknown, expired or revoked; the message says which."""
+
+
+def token_authenticate(raw: str) -> ServiceToken:
+    token = ServiceToken.objects.filter(token_hash=token_hash(raw)).first() if raw else None
+    if token is None:
+        raise TokenRejected("invalid service token")
+    if token.revoked_at is not None:
+        raise TokenRejected(f"service token {token.name!r} was revoked at {token.revoked_at.isoformat()}")
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        raise TokenRejected(f"service token {token.name!r} expired at {token.expires_at.isoformat()}")
+    return token

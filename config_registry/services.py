@@ -1,0 +1,405 @@
+"""Writes of the registry. Each is atomic, moves the revision when resolution may change,
+and writes its audit event in the same transaction: no event, no write.
+
+Views, the admin and management commands all call these; none writes models directly.
+"""
+
+import hashlib
+import json
+import secrets as token_secrets
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from . import crypto
+from .audit import Actor, audit_record, locked_state, secret_fingerprint
+from .diff import Change, EntryState, entries_diff
+from .exceptions import InvalidInput, NotFound, SecretUndecryptable, VersionConflict
+from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
+from .validation import (
+    NAME_PATTERNS, key_problem, parse_layer_ref, schema_problem, value_problem,
+)
+
+# Sent after commit with `revision`: live consumers (chat, config watch) re-resolve on it.
+config_changed = Signal()
+
+MAX_VALUE_BYTES = 256 * 1024
+TOKEN_NAME_PATTERN = NAME_PATTERNS[Level.SERVICE]
+_MISSING = object()
+_UNREADABLE = "<unreadable secret>"
+
+
+def _announce(revision: int) -> None:
+    transaction.on_commit(lambda: config_changed.send(sender=Layer, revision=revision))
+
+
+@transaction.atomic
+def revision_bump() -> int:
+    """Move the global revision for a change that alters resolution without a layer version
+    (group membership, group priority, key definition defaults)."""
+    state = locked_state()
+    state.revision += 1
+    state.save(update_fields=["revision"])
+    _announce(state.revision)
+    return state.revision
+
+
+# Layers -------------------------------------------------------------------------------------
+
+@transaction.atomic
+def layer_create(*, ref: str, description: str = "", priority: int = 0, actor: Actor) -> Layer:
+    """Create an empty layer (version 0). Group and user layers need the group or user to exist."""
+    level, name = parse_layer_ref(ref)
+    if level == Level.GROUP and not Group.objects.filter(name=name).exists():
+        raise InvalidInput("cannot create layer", {"ref": f"there is no group named {name!r}"})
+    if level == Level.USER and not get_user_model().objects.filter(username=name).exists():
+        raise InvalidInput("cannot create layer", {"ref": f"there is no user named {name!r}"})
+    if Layer.objects.filter(level=level, name=name).exists():
+        raise InvalidInput("cannot create layer", {"ref": f"layer {ref} already exists"})
+    layer = Layer.objects.create(level=level, name=name, description=description, priority=priority)
+    audit_record(actor=actor, action="layer.create", target=layer.ref,
+                 changes={"description": description, "priority": priority})
+    return layer
+
+
+@transaction.atomic
+def layer_update(*, layer: Layer, description: str, priority: int, actor: Actor) -> Layer:
+    """Change a layer's description or (for groups) priority; priority changes resolution."""
+    layer = Layer.objects.select_for_update().get(pk=layer.pk)
+    before = {"description": layer.description, "priority": layer.priority}
+    after = {"description": description, "priority": priority}
+    if before == after:
+        return layer
+    layer.description, layer.priority = description, priority
+    layer.save(update_fields=["description", "priority"])
+    if before["priority"] != priority and layer.level == Level.GROUP:
+        revision_bump()
+    audit_record(actor=actor, action="layer.update", target=layer.ref,
+                 changes={k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]})
+    return layer
+
+
+# Versions -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Stored:
+    """An entry as it will be stored: a plain value, or a secret's ciphertext."""
+
+    secret: bool
+    value: Any = None
+    ciphertext: str = ""
+
+
+def _lock_at(layer: Layer, base_version: Any) -> Layer:
+    if not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0:
+        raise InvalidInput("invalid publish", {"base_version": "must be a whole number ≥ 0 "
+                                                              "(0 for a layer with no version yet)"})
+    locked = Layer.objects.select_for_update().get(pk=layer.pk)
+    if locked.current_version != base_version:
+        raise VersionConflict(layer=locked.ref, current=locked.current_version, base=base_version)
+    return locked
+
+
+def _stored_entries(layer: Layer, number: int) -> dict[str, Entry]:
+    if number == 0:
+        return {}
+    return {e.key: e for e in Entry.objects.filter(version__layer=layer, version__number=number)}
+
+
+def _plain(layer: Layer, number: int, entry: Entry) -> EntryState:
+    if not entry.secret:
+        return EntryState(entry.value)
+    place = crypto.Place(layer.ref, entry.key)
+    return EntryState(crypto.decrypt(entry.ciphertext, place=place, version=number), secret=True)
+
+
+def _plain_or_unreadable(layer: Layer, number: int, entry: Entry) -> EntryState:
+    """Like _plain, but an unreadable old secret may still be replaced or unset."""
+    try:
+        return _plain(layer, number, entry)
+    except SecretUndecryptable:
+        return EntryState(_UNREADABLE, secret=True)
+
+
+def _schema_errors(values: Mapping[str, Any]) -> dict[str, str]:
+    definitions = KeyDefinition.objects.filter(key__in=list(values), schema__isnull=False)
+    errors = {}
+    for definition in definitions:
+        problem = value_problem(values[definition.key], definition.schema)
+        if problem:
+            errors[definition.key] = problem
+    return errors
+
+
+def _audit_changes(changes: list[Change]) -> dict[str, Any]:
+    """Before/after for plain keys; for secrets only keyed fingerprints."""
+    recorded = {}
+    for change in changes:
+        if change.secret:
+            recorded[change.key] = {
+                "kind": change.kind, "secret": True,
+                "before_hmac": secret_fingerprint(change.before) if change.kind != "added" else None,
+                "after_hmac": secret_fingerprint(change.after) if change.kind != "removed" else None,
+            }
+        else:
+            recorded[change.key] = change.public()
+    return recorded
+
+
+def _append_version(*, layer: Layer, entries: Mapping[str, _Stored], changes: list[Change],
+                    actor: Actor, comment: str, action: str,
+                    rolled_back_from: int | None = None) -> LayerVersion:
+    if not changes:
+        raise InvalidInput(f"nothing to publish: the change leaves layer {layer.ref} as it is at "
+                           f"version {layer.current_version}")
+    state = locked_state()
+    state.revision += 1
+    state.save(update_fields=["revision"])
+    now = timezone.now()
+    version = LayerVersion.objects.create(
+        layer=layer, number=layer.current_version + 1, revision=state.revision,
+        author=actor.name, created_at=now, comment=comment, rolled_back_from=rolled_back_from,
+    )
+    Entry.objects.bulk_create([
+        Entry(version=version, key=key, secret=stored.secret,
+              value=None if stored.secret else stored.value, ciphertext=stored.ciphertext)
+        for key, stored in sorted(entries.items())
+    ])
+    Layer.objects.filter(pk=layer.pk).update(current_version=version.number, updated_at=now,
+                                             updated_by=actor.name)
+    layer.current_version, layer.updated_at, layer.updated_by = version.number, now, actor.name
+    details = {"version": version.number, "revision": state.revision, "comment": comment,
+               "keys": _audit_changes(changes)}
+    if rolled_back_from is not None:
+        details["rolled_back_from"] = rolled_back_from
+    audit_record(actor=actor, action=action, target=layer.ref, changes=details)
+    _announce(state.revision)
+    return version
+
+
+def _check_publish_input(set_: Any, unset: Any, secrets: Any) -> None:
+    if not isinstance(set_, Mapping):
+        raise InvalidInput("invalid publish", {"set": "must be an object of key → JSON value"})
+    if isinstance(unset, (str, bytes)) or not isinstance(unset, Iterable):
+        raise InvalidInput("invalid publish", {"unset": "must be a list of keys"})
+    if isinstance(secrets, (str, bytes)) or not isinstance(secrets, Iterable):
+        raise InvalidInput("invalid publish", {"secrets": "must be a list of keys"})
+    errors = {}
+    for key in [*set_, *unset]:
+        problem = key_problem(key)
+        if problem:
+            errors[str(key)] = problem
+    for key in set(set_) & set(unset):
+        errors[key] = "is both set and unset"
+    for key in secrets:
+        if key not in set_:
+            errors[str(key)] = "is listed in secrets but not in set"
+    for key, value in set_.items():
+        try:
+            size = len(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError):
+            errors[str(key)] = "the value is not JSON (NaN, infinity and non-JSON types are refused)"
+            continue
+        if size > MAX_VALUE_BYTES:
+            errors[str(key)] = f"the value is {size} bytes of JSON; the limit is {MAX_VALUE_BYTES}"
+    if errors:
+        raise InvalidInput("invalid publish", errors)
+
+
+@transaction.atomic
+def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
+                    unset: Collection[str] = (), secrets: Collection[str] = (), actor: Actor,
+                    comment: str = "") -> LayerVersion:
+    """Append the next version of `layer`: the base's entries, plus `set_`, minus `unset`.
+
+    Raises VersionConflict if the layer moved past `base_version`, InvalidInput (key by key) for
+    bad keys or values that violate their schema. Secret-ness sticks: a key that is secret in the
+    base, or whose definition says secret, stays encrypted whatever the caller says.
+    """
+    layer = _lock_at(layer, base_version)
+    _check_publish_input(set_, unset, secrets)
+    base = _stored_entries(layer, base_version)
+    absent = [key for key in unset if key not in base]
+    if absent:
+        raise InvalidInput("invalid publish",
+                           {key: f"is not in version {base_version}, nothing to unset" for key in absent})
+    errors = _schema_errors(set_)
+    if errors:
+        raise InvalidInput("a value violates its key's schema", errors)
+    forced = set(KeyDefinition.objects.filter(key__in=list(set_), secret=True).values_list("key", flat=True))
+    secret_keys = set(secrets) | forced | {key for key in set_ if key in base and base[key].secret}
+
+    touched = set(set_) | set(unset)
+    before = {key: _plain_or_unreadable(layer, base_version, base[key]) for key in touched if key in base}
+    after = {key: EntryState(value, key in secret_keys) for key, value in set_.items()}
+    changes = entries_diff(before, after)
+    changed_keys = {change.key for change in changes}
+
+    entries = {key: _Stored(e.secret, e.value, e.ciphertext) for key, e in base.items() if key not in touched}
+    for key, value in set_.items():
+        if key not in changed_keys:  # unchanged: keep the stored form (no needless re-encryption)
+            entries[key] = _Stored(base[key].secret, base[key].value, base[key].ciphertext)
+        elif key in secret_keys:
+            entries[key] = _Stored(True, ciphertext=crypto.encrypt(value, place=crypto.Place(layer.ref, key)))
+        else:
+            entries[key] = _Stored(False, value)
+    return _append_version(layer=layer, entries=entries, changes=changes, actor=actor,
+                           comment=comment, action="version.publish")
+
+
+@transaction.atomic
+def version_rollback(*, layer: Layer, to_version: int, base_version: int, actor: Actor,
+                     comment: str = "") -> LayerVersion:
+    """Publish a new version whose entries equal version `to_version`'s."""
+    layer = _lock_at(layer, base_version)
+    if not isinstance(to_version, int) or not 1 <= to_version <= layer.current_version:
+        raise NotFound(f"layer {layer.ref} has no version {to_version} "
+                       f"(it has versions 1 to {layer.current_version})")
+    current, target = _stored_entries(layer, base_version), _stored_entries(layer, to_version)
+    before = {k: _plain(layer, base_version, e) for k, e in current.items()}
+    after = {k: _plain(layer, to_version, e) for k, e in target.items()}
+    changes = entries_diff(before, after)
+    errors = _schema_errors({c.key: c.after for c in changes if c.kind != "removed"})
+    if errors:
+        raise InvalidInput(f"version {to_version} has values that violate their key's current schema", errors)
+    entries = {k: _Stored(e.secret, e.value, e.ciphertext) for k, e in target.items()}
+    return _append_version(layer=layer, entries=entries, changes=changes, actor=actor,
+                           comment=comment or f"Rollback to version {to_version}",
+                           action="version.rollback", rolled_back_from=to_version)
+
+
+# Key definitions ----------------------------------------------------------------------------
+
+@transaction.atomic
+def key_definition_save(*, key: str, description: str = "", schema: Any = None,
+                        secret: bool = False, default: Any = _MISSING, actor: Actor) -> KeyDefinition:
+    """Create or replace the definition of `key`. A default acts as a layer below global."""
+    errors = {}
+    problem = key_problem(key)
+    if problem:
+        errors["key"] = problem
+    if schema is not None:
+        problem = schema_problem(schema)
+        if problem:
+            errors["schema"] = problem
+        elif default is not _MISSING:
+            problem = value_problem(default, schema)
+            if problem:
+                errors["default"] = f"violates the schema: {problem}"
+    if secret and default is not _MISSING:
+        errors["default"] = "a secret key cannot have a default (defaults are stored in plain text)"
+    if errors:
+        raise InvalidInput(f"invalid key definition for {key!r}", errors)
+    definition = KeyDefinition.objects.select_for_update().filter(key=key).first()
+    before = None
+    if definition is None:
+        definition = KeyDefinition(key=key)
+    else:
+        before = {"description": definition.description, "schema": definition.schema,
+                  "secret": definition.secret, "default": definition.default,
+                  "has_default": definition.has_default}
+    definition.description, definition.schema, definition.secret = description, schema, secret
+    definition.has_default = default is not _MISSING
+    definition.default = None if default is _MISSING else default
+    definition.updated_by = actor.name
+    definition.save()
+    after = {"description": description, "schema": schema, "secret": secret,
+             "default": definition.default, "has_default": definition.has_default}
+    if before is None or (before["default"], before["has_default"]) != (after["default"], after["has_default"]):
+        revision_bump()
+    audit_record(actor=actor, action="keydef.save", target=key, changes={"before": before, "after": after})
+    return definition
+
+
+# Service tokens -----------------------------------------------------------------------------
+
+def token_hash(raw: str) -> str:
+    # Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, name: str, scopes: Collection[str], environments: Collection[str] = (),
+                 services: Collection[str] = (), expires_at: datetime | None = None,
+                 actor: Actor) -> tuple[ServiceToken, str]:
+    """Create a token; returns it with the plaintext, which is never stored nor shown again."""
+    errors = {}
+    if not isinstance(name, str) or not TOKEN_NAME_PATTERN.match(name):
+        errors["name"] = "use lowercase letters, digits, - and _ (at most 63 characters)"
+    elif ServiceToken.objects.filter(name=name).exists():
+        errors["name"] = f"a token named {name!r} already exists"
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown or not scopes:
+        errors["scopes"] = (f"unknown scope(s) {', '.join(unknown)}; " if unknown else "at least one scope; ") + \
+            f"choose from {', '.join(Scope.values)}"
+    for label, names in (("environments", environments), ("services", services)):
+        bad = [n for n in names if not NAME_PATTERNS[Level.SERVICE].match(n)]
+        if bad:
+            errors[label] = f"invalid name(s): {', '.join(map(repr, bad))}"
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = "must be in the future"
+    if errors:
+        raise InvalidInput("cannot create service token", errors)
+    raw = "crt_" + token_secrets.token_urlsafe(32)
+    token = ServiceToken.objects.create(
+        name=name, prefix=raw[:12], token_hash=token_hash(raw), scopes=sorted(set(scopes)),
+        environments=sorted(set(environments)), services=sorted(set(services)),
+        expires_at=expires_at, created_by=actor.name,
+    )
+    audit_record(actor=actor, action="token.create", target=f"token:{name}",
+                 changes={"scopes": token.scopes, "environments": token.environments,
+                          "services": token.services,
+                          "expires_at": expires_at.isoformat() if expires_at else None})
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, token: ServiceToken, actor: Actor) -> ServiceToken:
+    token = ServiceToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="token.revoke", target=f"token:{token.name}")
+    return token
+
+
+# Encryption keys ----------------------------------------------------------------------------
+
+@dataclass
+class RotationReport:
+    rewritten: int = 0
+    already_current: int = 0
+    unreadable: list[SecretUndecryptable] = field(default_factory=list)
+
+
+@transaction.atomic
+def keys_rotate(*, actor: Actor) -> RotationReport:
+    """Re-encrypt every stored secret under the primary key. Unreadable values are reported
+    by layer, version and key and left exactly as they are: nothing is dropped."""
+    report = RotationReport()
+    secrets = Entry.objects.filter(secret=True).select_related("version__layer").order_by("pk")
+    for entry in secrets.iterator(chunk_size=500):
+        place = crypto.Place(entry.version.layer.ref, entry.key)
+        try:
+            rewrapped = crypto.reencrypt(entry.ciphertext, place=place, version=entry.version.number)
+        except SecretUndecryptable as error:
+            report.unreadable.append(error)
+            continue
+        if rewrapped is None:
+            report.already_current += 1
+        else:
+            Entry.objects.rewrap(entry_id=entry.pk, ciphertext=rewrapped)
+            report.rewritten += 1
+    audit_record(actor=actor, action="keys.rotate", target="registry", changes={
+        "rewritten": report.rewritten, "already_current": report.already_current,
+        "unreadable": [str(error) for error in report.unreadable],
+    })
+    return report
+
