@@ -39,6 +39,13 @@ class ResolvedConfig:
     secrets: frozenset[str]
     provenance: dict[str, Provenance] = field(default_factory=dict)
 
+    def as_dict(self, *, explain: bool = False) -> dict[str, Any]:
+        """The wire form shared by the API and resolve_config."""
+        answer: dict[str, Any] = {"revision": self.revision, "context": self.context, "values": self.values}
+        if explain:
+            answer["provenance"] = {key: provenance_as_dict(p) for key, p in self.provenance.items()}
+        return answer
+
 
 @contextmanager
 def consistent_read() -> Iterator[None]:

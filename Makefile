@@ -1,0 +1,45 @@
+# Two commands: `make run` (demo server) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check --quiet
+
+.PHONY: run test check serve clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when a requirements file changes.
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(PIP) -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(PIP) -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime-installed
+
+run: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "Config Registry is serving on http://$(HOST):$(PORT)/"
+	@echo "  admin:     http://$(HOST):$(PORT)/admin/"
+	@echo "  health:    http://$(HOST):$(PORT)/healthz  http://$(HOST):$(PORT)/readyz"
+	@echo "  websocket: ws://$(HOST):$(PORT)/ws/"
+	@echo ""
+	$(MAKE) --no-print-directory serve
+
+serve: $(VENV)/.runtime-installed
+	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py check
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,168 @@
+"""Export and import of a whole registry (layers, every version, key definitions) as JSON.
+
+Secrets stay ciphertext unless plaintext is explicitly asked for; an import checks everything
+(keys, version numbers, that each ciphertext opens at its place) before it writes anything.
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from . import crypto
+from .audit import Actor, audit_record
+from .exceptions import InvalidInput, SecretUndecryptable
+from .models import Entry, KeyDefinition, Layer, LayerVersion
+from .selectors import consistent_read, registry_revision
+from .services import revision_bump
+from .validation import key_problem, parse_layer_ref, schema_problem
+
+FORMAT = "config-registry-export"
+FORMAT_VERSION = 1
+
+
+@transaction.atomic
+def registry_export(*, decrypt_secrets: bool = False, actor: Actor) -> dict[str, Any]:
+    """Everything needed to rebuild the registry elsewhere. Audited, plaintext or not."""
+    with consistent_read():
+        revision = registry_revision()
+        definitions = [
+            {"key": d.key, "description": d.description, "schema": d.schema, "secret": d.secret,
+             "has_default": d.has_default, "default": d.default}
+            for d in KeyDefinition.objects.order_by("key")
+        ]
+        entries: dict[int, list[Entry]] = {}
+        for entry in Entry.objects.order_by("version_id", "key"):
+            entries.setdefault(entry.version_id, []).append(entry)
+        layers = []
+        for layer in Layer.objects.order_by("level", "name"):
+            versions = []
+            for version in layer.versions.order_by("number"):
+                plain, secret = {}, {}
+                for entry in entries.get(version.pk, []):
+                    if not entry.secret:
+                        plain[entry.key] = entry.value
+                    elif decrypt_secrets:
+                        secret[entry.key] = crypto.decrypt(entry.ciphertext, version=version.number,
+                                                           place=crypto.Place(layer.ref, entry.key))
+                    else:
+                        secret[entry.key] = entry.ciphertext
+                versions.append({
+                    "number": version.number, "author": version.author,
+                    "created_at": version.created_at.isoformat(), "comment": version.comment,
+                    "rolled_back_from": version.rolled_back_from, "entries": plain, "secrets": secret,
+                })
+            layers.append({"ref": layer.ref, "description": layer.description,
+                           "priority": layer.priority, "versions": versions})
+    audit_record(actor=actor, action="config.export", target="registry",
+                 changes={"secrets": "plaintext" if decrypt_secrets else "ciphertext",
+                          "layers": len(layers), "revision": revision})
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "exported_at": timezone.now().isoformat(),
+        "revision": revision, "secrets": "plaintext" if decrypt_secrets else "ciphertext",
+        "key_definitions": definitions, "layers": layers,
+    }
+
+
+def _require(condition: bool, where: str, problem: str, errors: dict[str, str]) -> bool:
+    if not condition:
+        errors.setdefault(where, problem)
+    return condition
+
+
+def _validated(data: Any) -> tuple[bool, list[dict], list[dict]]:
+    """Check the whole document first; raise InvalidInput listing every problem found."""
+    errors: dict[str, str] = {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InvalidInput(f"not a Config Registry export (expected \"format\": \"{FORMAT}\")")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise InvalidInput(f"unsupported export format_version {data.get('format_version')!r}; "
+                           f"this registry reads version {FORMAT_VERSION}")
+    plaintext = data.get("secrets") == "plaintext"
+    definitions, layers = data.get("key_definitions", []), data.get("layers", [])
+    _require(isinstance(definitions, list), "key_definitions", "must be a list", errors)
+    _require(isinstance(layers, list), "layers", "must be a list", errors)
+    if errors:
+        raise InvalidInput("invalid export", errors)
+    for definition in definitions:
+        key = definition.get("key") if isinstance(definition, dict) else None
+        problem = key_problem(key)
+        if _require(problem is None, f"key_definitions[{key!r}]", problem or "", errors):
+            if definition.get("schema") is not None:
+                schema_error = schema_problem(definition["schema"])
+                _require(schema_error is None, f"key_definitions[{key!r}]", schema_error or "", errors)
+    existing = {layer.ref for layer in Layer.objects.all()}
+    for layer in layers:
+        ref = layer.get("ref") if isinstance(layer, dict) else None
+        try:
+            parse_layer_ref(ref)
+        except InvalidInput as error:
+            errors[f"layers[{ref!r}]"] = "; ".join(error.errors.values())
+            continue
+        _require(ref not in existing, ref, "already exists here: import into an empty registry", errors)
+        versions = layer.get("versions", [])
+        numbers = [v.get("number") for v in versions if isinstance(v, dict)]
+        _require(numbers == list(range(1, len(versions) + 1)), ref,
+                 "versions must be numbered 1, 2, 3, … without gaps", errors)
+        for version in versions:
+            if not isinstance(version, dict):
+                continue
+            where = f"{ref} version {version.get('number')}"
+            plain, secret = version.get("entries", {}), version.get("secrets", {})
+            if not (isinstance(plain, dict) and isinstance(secret, dict)):
+                errors[where] = "entries and secrets must be objects of key → value"
+                continue
+            for key in [*plain, *secret]:
+                problem = key_problem(key)
+                _require(problem is None, f"{where} key {key!r}", problem or "", errors)
+            for key in set(plain) & set(secret):
+                errors[f"{where} key {key!r}"] = "is both a plain entry and a secret"
+            if not plaintext:
+                for key, ciphertext in version.get("secrets", {}).items():
+                    try:
+                        crypto.decrypt(ciphertext, place=crypto.Place(ref, key), version=version.get("number"))
+                    except SecretUndecryptable as error:
+                        errors[f"{where} key {key!r}"] = (f"{error.reason}: import with the same "
+                                                          "CONFIG_REGISTRY_KEYS as the source")
+    if errors:
+        raise InvalidInput("the export cannot be imported, nothing was written", errors)
+    return plaintext, definitions, layers
+
+
+@transaction.atomic
+def registry_import(*, data: Any, actor: Actor) -> dict[str, int]:
+    """Recreate layers with their full history and key definitions, in one transaction."""
+    plaintext, definitions, layers = _validated(data)
+    for definition in definitions:
+        KeyDefinition.objects.update_or_create(key=definition["key"], defaults={
+            "description": definition.get("description", ""), "schema": definition.get("schema"),
+            "secret": bool(definition.get("secret")), "has_default": bool(definition.get("has_default")),
+            "default": definition.get("default"), "updated_by": actor.name,
+        })
+    revision = revision_bump()
+    version_count = 0
+    for item in layers:
+        level, name = parse_layer_ref(item["ref"])
+        layer = Layer.objects.create(level=level, name=name, description=item.get("description", ""),
+                                     priority=item.get("priority", 0))
+        for number_data in item.get("versions", []):
+            created_at = parse_datetime(number_data.get("created_at") or "") or timezone.now()
+            version = LayerVersion.objects.create(
+                layer=layer, number=number_data["number"], revision=revision,
+                author=number_data.get("author", actor.name), created_at=created_at,
+                comment=number_data.get("comment", ""), rolled_back_from=number_data.get("rolled_back_from"),
+            )
+            rows = [Entry(version=version, key=key, value=value)
+                    for key, value in number_data.get("entries", {}).items()]
+            for key, secret in number_data.get("secrets", {}).items():
+                ciphertext = crypto.encrypt(secret, place=crypto.Place(layer.ref, key)) if plaintext else secret
+                rows.append(Entry(version=version, key=key, secret=True, ciphertext=ciphertext))
+            Entry.objects.bulk_create(rows)
+            layer.current_version, layer.updated_at, layer.updated_by = version.number, created_at, version.author
+            version_count += 1
+        layer.save(update_fields=["current_version", "updated_at", "updated_by"])
+    counts = {"layers": len(layers), "versions": version_count, "key_definitions": len(definitions)}
+    audit_record(actor=actor, action="config.import", target="registry",
+                 changes={**counts, "secrets": "plaintext" if plaintext else "ciphertext"})
+    return counts

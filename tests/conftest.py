@@ -1,0 +1,103 @@
+"""Shared fixtures: actors, users and groups, layers, fresh encryption keys, a real ASGI server."""
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
+from django.db import connection
+from hypothesis import settings as hypothesis_settings
+
+from config_registry.audit import Actor
+from config_registry.models import Layer
+from config_registry.services import layer_create, version_publish
+
+# Deterministic property tests: the same examples every run, no timing-based failures.
+hypothesis_settings.register_profile("registry", deadline=None, derandomize=True, max_examples=200)
+hypothesis_settings.load_profile("registry")
+
+
+def database_is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def postgres_only():
+    """Skip (with the reason) unless the suite runs on PostgreSQL (DATABASE_URL=postgres://…)."""
+    if not database_is_postgres():
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://… (real row locks and pg_dump)")
+
+
+@pytest.fixture
+def sqlite_only():
+    if connection.vendor != "sqlite":
+        pytest.skip("inspects the bytes of the SQLite file; runs in the embedded configuration")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def registry_keys(settings) -> list[str]:
+    """Every test gets its own primary Fernet key; tests that rotate change the setting."""
+    settings.CONFIG_REGISTRY_KEYS = [Fernet.generate_key().decode()]
+    return settings.CONFIG_REGISTRY_KEYS
+
+
+@pytest.fixture
+def actor() -> Actor:
+    return Actor("admin:tester", "127.0.0.1")
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:
+    def make(username: str, *groups: str) -> User:
+        user = User.objects.create_user(username, password="pw-" + username)
+        for name in groups:
+            user.groups.add(Group.objects.get_or_create(name=name)[0])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_layer(db, actor) -> Callable[..., Layer]:
+    """make_layer("global", {"a": 1}, secrets=["b"]) creates the layer and publishes version 1."""
+
+    def make(ref: str, values: dict | None = None, *, secrets=(), priority: int = 0) -> Layer:
+        layer = layer_create(ref=ref, priority=priority, actor=actor)
+        if values:
+            version_publish(layer=layer, base_version=0, set_=values, secrets=secrets, actor=actor)
+        return layer
+
+    return make
+
+
+@pytest.fixture
+def asgi_server(transactional_db) -> Iterator[str]:
+    """The real ASGI application under uvicorn on a free port; yields its base URL, then stops it."""
+    import uvicorn
+
+    from project.asgi import application
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; connections queue until uvicorn accepts
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning",
+                                           ws_max_size=65536))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not stop"

@@ -1,0 +1,103 @@
+"""Bootstrap: project/settings.py is the only environment reader, and keys fail loudly."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from config_registry.checks import find_environment_reads
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_find_environment_reads__the_project__finds_none():
+    assert find_environment_reads(ROOT) == []
+
+
+@pytest.mark.parametrize("source, code", [
+    ("import os\nSECRET = os.environ['SERVICE_SECRET']\n", "os.environ"),
+    ("import os\nSECRET = os.getenv('SERVICE_SECRET')\n", "os.getenv"),
+    ("import os as o\nSECRET = o.environ.get('SERVICE_SECRET')\n", "o.environ"),
+    ("from os import environ\n", "from os import environ"),
+    ("from os import getenv as g\n", "from os import getenv"),
+    ("import environ\nenv = environ.Env()\n", "import environ (django-environ)"),
+])
+def test_find_environment_reads__planted_read__named_with_file_and_line(tmp_path, source, code):
+    root = _tree(tmp_path, {"project/settings.py": "import os\nos.environ\n", "chat/secret.py": "\n" + source})
+    reads = find_environment_reads(root)
+    assert [(str(r.path), r.code) for r in reads] == [("chat/secret.py", code)]
+    assert reads[0].line >= 2
+
+
+def test_find_environment_reads__settings_tests_and_bench__are_allowed(tmp_path):
+    root = _tree(tmp_path, {
+        "project/settings.py": "import os\nos.environ\n",
+        "tests/test_x.py": "import os\nos.environ\n",
+        "bench/run.py": "import os\nos.getenv('X')\n",
+        "chat/ok.py": "import os\npath = os.path.join('a', 'b')\n",
+    })
+    assert find_environment_reads(root) == []
+
+
+def test_manage_py_check__planted_read_in_chat__fails_naming_file_and_line():
+    planted = ROOT / "chat" / "planted_environment_read.py"
+    planted.write_text('"""Planted by a test."""\nimport os\n\nSECRET = os.environ.get("SERVICE_SECRET")\n')
+    try:
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    finally:
+        planted.unlink()
+    assert "config_registry.E001" in str(raised.value)
+    assert "chat/planted_environment_read.py:4 reads the environment (os.environ)" in str(raised.value)
+    call_command("check")  # and the project itself passes once the read is gone
+
+
+def test_manage_py_check__subprocess__passes_on_the_project():
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def _settings_in_subprocess(**env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS", "DEBUG")}
+    return subprocess.run([sys.executable, "-c", "import project.settings"], cwd=ROOT,
+                          capture_output=True, text=True, env={**clean, **env})
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS"])
+def test_settings__production_without_a_key__refuses_to_start_naming_it(missing):
+    present = {"DJANGO_SECRET_KEY": "x" * 50, "CONFIG_REGISTRY_KEYS": "k"}
+    present.pop(missing)
+    result = _settings_in_subprocess(DEBUG="false", **present)
+    assert result.returncode != 0
+    assert f"{missing} is not set. With DEBUG=false it is required" in result.stderr
+
+
+def test_development_secrets__generated_once__owner_only(tmp_path, monkeypatch):
+    import project.settings as project_settings
+
+    monkeypatch.setattr(project_settings, "VAR_DIR", tmp_path)
+    first = project_settings._development_secrets()
+    path = tmp_path / "development-secrets.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert project_settings._development_secrets() == first
+    assert set(first) == {"DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS"}
+
+
+def test_gitignore__covers_the_generated_secrets():
+    assert "var/" in (ROOT / ".gitignore").read_text().split()
