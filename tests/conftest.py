@@ -44,6 +44,11 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def registry_keys(settings) -> list[str]:
     """Every test gets its own primary Fernet key; tests that rotate change the setting."""
     settings.CONFIG_REGISTRY_KEYS = [Fernet.generate_key().decode()]
