@@ -3,6 +3,8 @@
 No business logic here: writes go through config_registry.services, reads through selectors.
 """
 
+import uuid
+
 from django.db import models
 
 
@@ -155,6 +157,9 @@ class RegistryState(models.Model):
     """
 
     revision = models.PositiveBigIntegerField(default=0)
+    # New whenever the state row is recreated (a restored or flushed database), so that caches
+    # keyed by revision never mistake a reused revision number for the one they saw.
+    epoch = models.UUIDField(default=uuid.uuid4, editable=False)
     audit_seq = models.PositiveBigIntegerField(default=0)
     audit_head = models.CharField(max_length=64, default="")
 

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from .exceptions import RegistryUnavailable, SecurityConfigMissing
-from .selectors import registry_revision, sealed_open, service_resolution
+from .selectors import registry_position, sealed_open, service_resolution
 
-_cache: dict[tuple[str, str], tuple[int, Any]] = {}
+_cache: dict[tuple[str, str], tuple[tuple[str, int], Any]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -28,8 +28,9 @@ def security_secret(key: str, *, service: str = "chat") -> Any:
     """
     environment = settings.REGISTRY_ENVIRONMENT
     try:
+        position = registry_position()
         cached = _cache.get((service, key))
-        if cached is not None and cached[0] == registry_revision():
+        if cached is not None and cached[0] == position:
             return cached[1]
         revision, resolution = service_resolution(environment=environment, service=service)
     except DatabaseError as error:
@@ -41,5 +42,5 @@ def security_secret(key: str, *, service: str = "chat") -> Any:
                                     reason="is published in plain text, not as a secret")
     value = sealed_open(resolution.values[key])
     with _cache_lock:
-        _cache[(service, key)] = (revision, value)
+        _cache[(service, key)] = ((position[0], revision), value)
     return value

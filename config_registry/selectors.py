@@ -66,6 +66,12 @@ def registry_revision() -> int:
     return RegistryState.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
 
 
+def registry_position() -> tuple[str, int]:
+    """(epoch, revision): what a cache of resolved values must be keyed by."""
+    row = RegistryState.objects.filter(pk=1).values_list("epoch", "revision").first()
+    return (str(row[0]), row[1]) if row else ("", 0)
+
+
 def layer_get(ref: str) -> Layer:
     level, name = parse_layer_ref(ref)
     try:
