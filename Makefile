@@ -33,7 +33,7 @@ run: $(VENV)/.runtime-installed
 	$(MAKE) --no-print-directory serve
 
 serve: $(VENV)/.runtime-installed
-	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536
+	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --lifespan off
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
