@@ -1,11 +1,14 @@
 """Reads of the registry: one consistent snapshot per resolution, versions, diffs, tokens."""
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
@@ -20,6 +23,7 @@ from .services import token_hash
 from .validation import NAME_PATTERNS, parse_layer_ref
 
 DEFAULTS_REF = "default"  # provenance of a value that comes from a key definition's default
+CACHE_SECONDS = 3600  # entries are keyed by revision, so expiry only bounds memory
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,25 @@ def _resolution(environment: str, service: str, user: str | None) -> tuple[int, 
     return revision, resolve(snapshots)
 
 
+def _cached_resolution(environment: str, service: str, user: str | None) -> tuple[int, Resolution]:
+    """_resolution through the shared cache, keyed by (epoch, revision, context): a publish moves
+    the revision, so every process sees it at once and nothing needs invalidating."""
+    _check_name("environment", environment)
+    _check_name("service", service)
+    epoch, revision = registry_position()
+    cached = cache.get(_cache_key("resolution", epoch, revision, environment, service, user))
+    if cached is not None:
+        return cached
+    revision, resolution = _resolution(environment, service, user)
+    cache.set(_cache_key("resolution", epoch, revision, environment, service, user), (revision, resolution),
+              CACHE_SECONDS)
+    return revision, resolution
+
+
+def _cache_key(kind: str, *parts: Any) -> str:
+    return f"registry:{kind}:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 def config_resolve(*, environment: str, service: str, user: str | None,
                    reveal_secrets: bool = False, actor: Actor | None = None) -> ResolvedConfig:
     """Resolve (environment, service, user) at one revision: defaults → global → environment →
@@ -151,7 +174,7 @@ def config_resolve(*, environment: str, service: str, user: str | None,
     """
     if reveal_secrets and actor is None:
         raise ValueError("revealing secrets needs an actor to audit")
-    revision, resolution = _resolution(environment, service, user)
+    revision, resolution = _cached_resolution(environment, service, user)
     context = {"environment": environment, "service": service}
     if user is not None:
         context["user"] = user
@@ -163,6 +186,33 @@ def config_resolve(*, environment: str, service: str, user: str | None,
             audit_record(actor=actor, action="secret.reveal", target=_context_label(context),
                          changes={"keys": sorted(resolution.secrets), "revision": revision})
     return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
+
+
+def resolve_etag(*, epoch: str, revision: int, context: dict[str, str], explain: bool, revealed: bool) -> str:
+    """Strong ETag of a resolve answer: the same revision and request give the same bytes."""
+    digest = hashlib.sha256(repr((epoch, sorted(context.items()), explain, revealed)).encode()).hexdigest()
+    return f'"{revision}-{digest[:20]}"'
+
+
+def resolve_answer(*, environment: str, service: str, user: str | None, explain: bool,
+                   reveal_secrets: bool, actor: Actor | None) -> tuple[str, bytes]:
+    """(ETag, JSON body) of a resolve. Masked answers are cached as bytes by revision, so a warm
+    resolve costs a revision read and a cache hit, whatever the number of keys."""
+    context = {"environment": environment, "service": service, **({"user": user} if user is not None else {})}
+    epoch, revision = registry_position()
+    etag = resolve_etag(epoch=epoch, revision=revision, context=context, explain=explain, revealed=reveal_secrets)
+    if not reveal_secrets:
+        body = cache.get(_cache_key("body", etag))
+        if body is not None:
+            return etag, body
+    resolved = config_resolve(environment=environment, service=service, user=user,
+                              reveal_secrets=reveal_secrets, actor=actor)
+    etag = resolve_etag(epoch=epoch, revision=resolved.revision, context=context, explain=explain,
+                        revealed=reveal_secrets)
+    body = json.dumps(resolved.as_dict(explain=explain), separators=(",", ":")).encode()
+    if not reveal_secrets:
+        cache.set(_cache_key("body", etag), body, CACHE_SECONDS)
+    return etag, body
 
 
 def sealed_open(sealed: Sealed) -> Any:
@@ -207,14 +257,27 @@ def version_states(layer: Layer, number: int) -> dict[str, EntryState]:
     return states
 
 
-def version_masked_entries(layer: Layer, number: int) -> tuple[dict[str, Any], list[str]]:
-    """(entries with secrets shown as the mask, secret keys) of a version."""
-    entries, secrets = {}, []
-    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
-        entries[entry.key] = MASK if entry.secret else entry.value
-        if entry.secret:
-            secrets.append(entry.key)
-    return entries, secrets
+def version_entries(layer: Layer, number: int, *, reveal_secrets: bool = False,
+                    actor: Actor | None = None) -> tuple[dict[str, Any], list[str]]:
+    """(entries, secret keys) of a version; secrets masked, or decrypted and the reveal audited."""
+    if number == 0:
+        return {}, []
+    if not reveal_secrets:
+        entries, secrets = {}, []
+        for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+            entries[entry.key] = MASK if entry.secret else entry.value
+            if entry.secret:
+                secrets.append(entry.key)
+        return entries, secrets
+    if actor is None:
+        raise ValueError("revealing secrets needs an actor to audit")
+    states = version_states(layer, number)
+    secrets = sorted(key for key, state in states.items() if state.secret)
+    if secrets:
+        with transaction.atomic():
+            audit_record(actor=actor, action="secret.reveal", target=layer.ref,
+                         changes={"keys": secrets, "version": number})
+    return {key: state.value for key, state in states.items()}, secrets
 
 
 def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Change]:

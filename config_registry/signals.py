@@ -1,7 +1,7 @@
-"""Receivers for changes outside the registry that alter resolution: group membership."""
+"""Receivers for changes outside the registry that alter resolution: users and their groups."""
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_delete
 from django.dispatch import receiver
 
 
@@ -13,3 +13,11 @@ def membership_changed(sender, action, **kwargs) -> None:
         from .services import revision_bump
 
         revision_bump()
+
+
+@receiver(post_delete, sender=get_user_model())
+def user_deleted(sender, **kwargs) -> None:
+    # Cached resolutions of a deleted user must not outlive them.
+    from .services import revision_bump
+
+    revision_bump()

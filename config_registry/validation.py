@@ -15,7 +15,7 @@ KEY_MAX_LENGTH = 200
 NAME_PATTERNS = {
     Level.ENVIRONMENT: re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
     Level.SERVICE: re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
-    Level.GROUP: re.compile(r"^\S(.{0,148}\S)?$"),
+    Level.GROUP: re.compile(r"^[^/\s]([^/]{0,148}[^/\s])?$"),  # no "/": refs appear in URL paths
     Level.USER: re.compile(r"^[\w.@+-]{1,150}$"),
 }
 

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "config_registry",
     "chat",
@@ -147,6 +149,32 @@ STATIC_ROOT = VAR_DIR / "static"
 WHITENOISE_USE_FINDERS = DEBUG  # development serves straight from the apps, no collectstatic
 if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # empty until collectstatic; whitenoise wants it
+
+# API rate per service token (or per user / address); 429 with Retry-After beyond it.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["config_registry.api.authentication.ServiceTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["config_registry.api.permissions.HasTokenScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["config_registry.api.throttling.PerTokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config_registry.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Config Registry API",
+    "DESCRIPTION": "Resolved per-user configuration and versioned, encrypted layers. "
+                   "Authenticate with 'Authorization: Bearer <service token>'.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",  # assets served from this app, no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 LOGGING = {
     "version": 1,

@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 
 from config_registry.audit import Actor
 from config_registry.models import Layer
-from config_registry.services import layer_create, version_publish
+from config_registry.services import layer_create, token_create, version_publish
 
 # Deterministic property tests: the same examples every run, no timing-based failures.
 hypothesis_settings.register_profile("registry", deadline=None, derandomize=True, max_examples=200)
@@ -82,6 +82,28 @@ def make_layer(db, actor) -> Callable[..., Layer]:
         return layer
 
     return make
+
+
+@pytest.fixture
+def make_token(db, actor) -> Callable[..., str]:
+    """make_token("config:read", environments=["prod"]) -> the raw bearer token."""
+
+    def make(*scopes: str, environments=(), services=(), name: str | None = None) -> str:
+        _, raw = token_create(name=name or f"token-{len(make.made)}",
+                              scopes=scopes, environments=environments, services=services, actor=actor)
+        make.made.append(raw)
+        return raw
+
+    make.made = []
+    return make
+
+
+@pytest.fixture
+def api():
+    """DRF's test client; call api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}") to authenticate."""
+    from rest_framework.test import APIClient
+
+    return APIClient()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 from config_registry.diff import diff_as_dict
 from config_registry.exceptions import InvalidInput, NotFound, VersionConflict
 from config_registry.models import AuditEvent, Entry, ImmutableRecord, Layer, LayerVersion
-from config_registry.selectors import layer_get, registry_revision, version_diff, version_masked_entries, version_states
+from config_registry.selectors import layer_get, registry_revision, version_diff, version_entries, version_states
 from config_registry.services import key_definition_save, layer_create, version_publish, version_rollback
 
 
@@ -162,7 +162,7 @@ def test_version_diff__between_any_versions__added_removed_changed_and_secrets_o
     }
     assert "secret" not in str(diff).replace("'secret'", "")
     assert diff_as_dict(version_diff(layer=layer, from_number=2, to_number=1))["added"].keys() == {"gone"}
-    assert version_masked_entries(layer, 2) == ({"a": 2, "new": [1], "s": "********"}, ["s"])
+    assert version_entries(layer, 2) == ({"a": 2, "new": [1], "s": "********"}, ["s"])
 
 
 def test_versions_and_entries__orm_edits_and_deletes__refused(make_layer):

@@ -1,0 +1,79 @@
+"""Bearer service-token authentication."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from ..audit import Actor
+from ..models import ServiceToken
+from ..selectors import TokenRejected, token_authenticate
+
+LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """request.user for a service token; the token itself is request.auth."""
+
+    token: ServiceToken
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+
+    @property
+    def username(self) -> str:
+        return f"token:{self.token.name}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+def request_actor(request) -> Actor:
+    """Who to write into the audit log for this request."""
+    source = request.META.get("REMOTE_ADDR", "")
+    if isinstance(request.user, ServicePrincipal):
+        return Actor(request.user.username, source)
+    return Actor(f"user:{request.user.username}", source)
+
+
+def token_from_header(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, None if there is no such header."""
+    kind, _, value = (header or "").strip().partition(" ")
+    if kind.lower() != "bearer":
+        return None
+    return value.strip()
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        raw = token_from_header(header)
+        if raw is None:
+            raise exceptions.AuthenticationFailed("use 'Authorization: Bearer <service token>'")
+        try:
+            token = token_authenticate(raw)
+        except TokenRejected as error:
+            raise exceptions.AuthenticationFailed(str(error)) from None
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+            ServiceToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return ServicePrincipal(token), token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="config-registry"'
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    """Tells drf-spectacular how the API is authenticated."""
+
+    target_class = ServiceTokenAuthentication
+    name = "serviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "a service token (manage.py create_service_token, or the admin)"}

@@ -1,0 +1,68 @@
+"""One JSON error shape for the whole API: {"error": code, "message": text[, "errors": {...}]}."""
+
+import logging
+
+from django.db import DatabaseError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..exceptions import (
+    InvalidInput, NotFound, RegistryUnavailable, SecretUndecryptable, VersionConflict,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, str]:
+    if isinstance(detail, dict):
+        flat = {}
+        for key, value in detail.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(detail, list):
+        return {prefix or "request": "; ".join(str(item) for item in detail)}
+    return {prefix or "request": str(detail)}
+
+
+def _answer(code: str, message: str, http_status: int, errors: dict | None = None, **extra) -> Response:
+    body = {"error": code, "message": message, **extra}
+    if errors:
+        body["errors"] = errors
+    return Response(body, status=http_status)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, InvalidInput):
+        return _answer("invalid_input", str(exc), 400, exc.errors)
+    if isinstance(exc, NotFound):
+        return _answer("not_found", str(exc), 404)
+    if isinstance(exc, VersionConflict):
+        return _answer("version_conflict", str(exc), 409, current_version=exc.current)
+    if isinstance(exc, (RegistryUnavailable, DatabaseError)):
+        logger.warning("registry unavailable: %s", exc)
+        return _answer("unavailable", "the registry database is unavailable; retry shortly", 503)
+    if isinstance(exc, SecretUndecryptable):
+        logger.error("%s", exc)
+        return _answer("secret_undecryptable", f"{exc}: check CONFIG_REGISTRY_KEYS", 500)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        message = "invalid request: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
+        response.data = {"error": "invalid_input", "message": message, "errors": errors}
+    elif isinstance(exc, exceptions.Throttled):
+        response.data = {"error": "throttled",
+                         "message": f"too many requests: retry in {int(exc.wait or 1)} seconds"}
+    else:
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        response.data = {"error": code if isinstance(code, str) else "error", "message": str(exc.detail)}
+    return response
+
+
+def json_not_found(request, *args, **kwargs):
+    """Unknown URLs under /api/ answer JSON too."""
+    return JsonResponse({"error": "not_found", "message": f"no API endpoint at {request.path}; "
+                                                          "see /api/v1/docs"}, status=status.HTTP_404_NOT_FOUND)

@@ -1,0 +1,151 @@
+"""Request validation and the documented shapes of answers (drf-spectacular reads them)."""
+
+from rest_framework import serializers
+
+NAME_HELP = "lowercase letters, digits, - and _"
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="machine-readable code, e.g. invalid_input, version_conflict")
+    message = serializers.CharField(help_text="what went wrong and what to do about it")
+    errors = serializers.DictField(child=serializers.CharField(), required=False,
+                                   help_text="field or key → problem")
+    current_version = serializers.IntegerField(required=False, help_text="with version_conflict")
+
+
+# Requests -----------------------------------------------------------------------------------
+
+class ContextQuerySerializer(serializers.Serializer):
+    environment = serializers.CharField(max_length=63, help_text=NAME_HELP)
+    service = serializers.CharField(max_length=63, help_text=NAME_HELP)
+
+
+class ResolveQuerySerializer(ContextQuerySerializer):
+    user = serializers.CharField(required=False, max_length=150,
+                                 help_text="username; omit to resolve down to the service level")
+    explain = serializers.BooleanField(default=False, help_text="add provenance per key")
+
+
+class LayerCreateSerializer(serializers.Serializer):
+    ref = serializers.CharField(max_length=200, help_text="global, environment:<name>, service:<name>, "
+                                                          "group:<name> or user:<username>")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    priority = serializers.IntegerField(required=False, default=0, min_value=-1_000_000, max_value=1_000_000,
+                                        help_text="group layers: the highest priority wins")
+
+
+class PublishSerializer(serializers.Serializer):
+    base_version = serializers.IntegerField(min_value=0, max_value=2**31 - 1,
+                                            help_text="the version this change was made from (0: none yet)")
+    set = serializers.DictField(child=serializers.JSONField(allow_null=True), required=False, default=dict,
+                                help_text="key → JSON value to add or replace")
+    unset = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
+    secrets = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list,
+                                    help_text="keys of `set` to store encrypted")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class RollbackSerializer(serializers.Serializer):
+    to_version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    base_version = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    def get_fields(self):
+        # "from" is a Python keyword, hence fields built here.
+        return {
+            "from": serializers.IntegerField(min_value=0, max_value=2**31 - 1, help_text="0: the empty layer"),
+            "to": serializers.IntegerField(min_value=0, max_value=2**31 - 1),
+        }
+
+
+class AuditQuerySerializer(serializers.Serializer):
+    actor = serializers.CharField(required=False, max_length=200)
+    action = serializers.CharField(required=False, max_length=64)
+    target = serializers.CharField(required=False, max_length=300)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+# Answers ------------------------------------------------------------------------------------
+
+class OriginSerializer(serializers.Serializer):
+    layer = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True)
+
+
+class ProvenanceSerializer(OriginSerializer):
+    overrides = OriginSerializer(many=True)
+
+
+class ResolveAnswerSerializer(serializers.Serializer):
+    revision = serializers.IntegerField()
+    context = serializers.DictField(child=serializers.CharField())
+    values = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    provenance = serializers.DictField(child=ProvenanceSerializer(), required=False)
+
+
+class MeConfigAnswerSerializer(serializers.Serializer):
+    revision = serializers.IntegerField()
+    context = serializers.DictField(child=serializers.CharField())
+    values = serializers.DictField(child=serializers.JSONField(allow_null=True))
+
+
+class LayerSummarySerializer(serializers.Serializer):
+    ref = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    priority = serializers.IntegerField()
+    current_version = serializers.IntegerField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+    updated_by = serializers.CharField(allow_blank=True)
+
+
+class LayerSerializer(LayerSummarySerializer):
+    entries = serializers.DictField(child=serializers.JSONField(allow_null=True),
+                                    help_text='secrets shown as "********" without secrets:read')
+    secrets = serializers.ListField(child=serializers.CharField())
+
+
+class VersionSummarySerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    author = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    comment = serializers.CharField(allow_blank=True)
+    rolled_back_from = serializers.IntegerField(allow_null=True)
+
+
+class VersionSerializer(VersionSummarySerializer):
+    entries = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    secrets = serializers.ListField(child=serializers.CharField())
+
+
+class ChangeSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["added", "removed", "changed"])
+    secret = serializers.BooleanField()
+    before = serializers.JSONField(required=False, allow_null=True, help_text="never for secrets")
+    after = serializers.JSONField(required=False, allow_null=True, help_text="never for secrets")
+
+
+class DiffAnswerSerializer(serializers.Serializer):
+    def get_fields(self):
+        return {
+            "layer": serializers.CharField(),
+            "from": serializers.IntegerField(),
+            "to": serializers.IntegerField(),
+            "added": serializers.DictField(child=ChangeSerializer()),
+            "removed": serializers.DictField(child=ChangeSerializer()),
+            "changed": serializers.DictField(child=ChangeSerializer()),
+        }
+
+
+class AuditEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    action = serializers.CharField()
+    target = serializers.CharField()
+    source = serializers.CharField(allow_blank=True)
+    changes = serializers.JSONField()
+    hash = serializers.CharField()
+    prev_hash = serializers.CharField()

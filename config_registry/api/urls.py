@@ -1,0 +1,24 @@
+"""/api/v1/ routes. Layer refs (global, user:alice, …) are path segments."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+from .errors import json_not_found
+
+REF = "<str:ref>"
+
+urlpatterns = [
+    path("resolve", views.ResolveView.as_view(), name="api-resolve"),
+    path("me/config", views.MeConfigView.as_view(), name="api-me-config"),
+    path("layers", views.LayerListView.as_view(), name="api-layers"),
+    path(f"layers/{REF}", views.LayerDetailView.as_view(), name="api-layer"),
+    path(f"layers/{REF}/versions", views.VersionListView.as_view(), name="api-versions"),
+    path(f"layers/{REF}/versions/<int:number>", views.VersionDetailView.as_view(), name="api-version"),
+    path(f"layers/{REF}/rollback", views.RollbackView.as_view(), name="api-rollback"),
+    path(f"layers/{REF}/diff", views.DiffView.as_view(), name="api-diff"),
+    path("audit", views.AuditListView.as_view(), name="api-audit"),
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^.*$", json_not_found),
+]

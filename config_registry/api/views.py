@@ -1,0 +1,246 @@
+"""API views: parse input, check scope and limits, call one service or selector, answer."""
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import selectors, services
+from ..diff import diff_as_dict
+from ..models import AuditEvent, Layer, Scope
+from ..selectors import layer_get
+from . import serializers as s
+from .authentication import ServiceTokenAuthentication, request_actor
+from .permissions import HasTokenScope, IsEndUser, require_context, require_layer
+
+ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
+    400: "bad input: the message and `errors` say what to fix",
+    401: "no token, or an unknown, expired or revoked one",
+    403: "the token lacks the scope, or is limited to other environments/services",
+    404: "no such layer, version or user",
+    429: "too many requests for this token: see Retry-After",
+}.items()}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: ERRORS[code] for code in codes}
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _reveals(request) -> bool:
+    return Scope.SECRETS_READ in request.auth.scopes
+
+
+class TokenView(APIView):
+    """Service-token endpoints: the scope per method comes from `required_scopes`."""
+
+    authentication_classes = [ServiceTokenAuthentication]
+    permission_classes = [HasTokenScope]
+    required_scopes: dict[str, str] = {}
+
+    def layer(self, ref: str) -> Layer:
+        require_layer(self.request.auth, ref)
+        return layer_get(ref)
+
+
+class ResolveView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(
+        operation_id="resolve", parameters=[s.ResolveQuerySerializer],
+        summary="Resolved configuration for (environment, service, user)",
+        description='Secrets are "********" unless the token has secrets:read (each reveal is audited). '
+                    "Answers carry a strong ETag; send it as If-None-Match to get 304 until the next change.",
+        responses={200: s.ResolveAnswerSerializer, 304: OpenApiResponse(description="not modified"),
+                   **_errors(400, 401, 403, 404, 429)},
+    )
+    def get(self, request):
+        query = _valid(s.ResolveQuerySerializer, request.query_params)
+        require_context(request.auth, environment=query["environment"], service=query["service"])
+        etag, body = selectors.resolve_answer(
+            environment=query["environment"], service=query["service"], user=query.get("user"),
+            explain=query["explain"], reveal_secrets=_reveals(request), actor=request_actor(request))
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return HttpResponse(body, content_type="application/json", headers={"ETag": etag})
+
+
+class MeConfigView(APIView):
+    authentication_classes = [ServiceTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsEndUser]
+
+    @extend_schema(
+        operation_id="me_config", parameters=[s.ContextQuerySerializer],
+        summary="The signed-in user's own configuration (non-secret keys only)",
+        responses={200: s.MeConfigAnswerSerializer, **_errors(400, 401, 403, 429)},
+    )
+    def get(self, request):
+        query = _valid(s.ContextQuerySerializer, request.query_params)
+        resolved = selectors.config_resolve(environment=query["environment"], service=query["service"],
+                                            user=request.user.username)
+        values = {key: value for key, value in resolved.values.items() if key not in resolved.secrets}
+        return Response({"revision": resolved.revision, "context": resolved.context, "values": values})
+
+
+class LayerListView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
+
+    @extend_schema(operation_id="layers_list", summary="Every layer the token may see",
+                   responses={200: s.LayerSummarySerializer(many=True), **_errors(401, 403, 429)})
+    def get(self, request):
+        token = request.auth
+        layers = [layer for layer in Layer.objects.all() if _visible(token, layer)]
+        return Response(s.LayerSummarySerializer(layers, many=True).data)
+
+    @extend_schema(operation_id="layers_create", summary="Create an empty layer (version 0)",
+                   request=s.LayerCreateSerializer,
+                   responses={201: s.LayerSerializer, **_errors(400, 401, 403, 429)})
+    def post(self, request):
+        data = _valid(s.LayerCreateSerializer, request.data)
+        require_layer(request.auth, data["ref"])
+        layer = services.layer_create(ref=data["ref"], description=data["description"],
+                                      priority=data["priority"], actor=request_actor(request))
+        return Response(_layer_detail(layer, {}, []), status=status.HTTP_201_CREATED)
+
+
+def _visible(token, layer: Layer) -> bool:
+    from rest_framework.exceptions import PermissionDenied
+
+    try:
+        require_layer(token, layer.ref)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _layer_detail(layer: Layer, entries: dict, secrets: list) -> dict:
+    return {**s.LayerSummarySerializer(layer).data, "entries": entries, "secrets": secrets}
+
+
+def _version_summary(version) -> dict:
+    return {"version": version.number, "author": version.author, "created_at": version.created_at,
+            "comment": version.comment, "rolled_back_from": version.rolled_back_from}
+
+
+class LayerDetailView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(operation_id="layers_retrieve", summary="A layer with its current entries",
+                   responses={200: s.LayerSerializer, **_errors(400, 401, 403, 404, 429)})
+    def get(self, request, ref):
+        layer = self.layer(ref)
+        entries, secrets = selectors.version_entries(layer, layer.current_version, reveal_secrets=_reveals(request),
+                                                     actor=request_actor(request))
+        return Response(_layer_detail(layer, entries, secrets))
+
+
+class VersionListView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
+
+    @extend_schema(operation_id="versions_list", summary="Every version of a layer, oldest first",
+                   responses={200: s.VersionSummarySerializer(many=True), **_errors(400, 401, 403, 404, 429)})
+    def get(self, request, ref):
+        layer = self.layer(ref)
+        return Response(s.VersionSummarySerializer(
+            [_version_summary(v) for v in layer.versions.order_by("number")], many=True).data)
+
+    @extend_schema(
+        operation_id="versions_publish", request=s.PublishSerializer,
+        summary="Publish the next version: the base's entries, plus set, minus unset",
+        responses={201: s.VersionSerializer,
+                   409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version; "
+                                                                      "current_version says where it is"),
+                   **_errors(400, 401, 403, 404, 429)},
+    )
+    def post(self, request, ref):
+        layer = self.layer(ref)
+        data = _valid(s.PublishSerializer, request.data)
+        version = services.version_publish(
+            layer=layer, base_version=data["base_version"], set_=data["set"], unset=data["unset"],
+            secrets=data["secrets"], comment=data["comment"], actor=request_actor(request))
+        entries, secrets = selectors.version_entries(layer, version.number)
+        return Response({**_version_summary(version), "entries": entries, "secrets": secrets},
+                        status=status.HTTP_201_CREATED)
+
+
+class VersionDetailView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(operation_id="versions_retrieve", summary="One version with its complete entry set",
+                   responses={200: s.VersionSerializer, **_errors(400, 401, 403, 404, 429)})
+    def get(self, request, ref, number):
+        layer = self.layer(ref)
+        version = selectors.version_get(layer, number)
+        entries, secrets = selectors.version_entries(layer, number, reveal_secrets=_reveals(request),
+                                                     actor=request_actor(request))
+        return Response({**_version_summary(version), "entries": entries, "secrets": secrets})
+
+
+class RollbackView(TokenView):
+    required_scopes = {"POST": Scope.CONFIG_WRITE}
+
+    @extend_schema(operation_id="layers_rollback", request=s.RollbackSerializer,
+                   summary="Publish a new version equal to an earlier one",
+                   responses={201: s.VersionSerializer,
+                              409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version"),
+                              **_errors(400, 401, 403, 404, 429)})
+    def post(self, request, ref):
+        layer = self.layer(ref)
+        data = _valid(s.RollbackSerializer, request.data)
+        version = services.version_rollback(layer=layer, to_version=data["to_version"],
+                                            base_version=data["base_version"], comment=data["comment"],
+                                            actor=request_actor(request))
+        entries, secrets = selectors.version_entries(layer, version.number)
+        return Response({**_version_summary(version), "entries": entries, "secrets": secrets},
+                        status=status.HTTP_201_CREATED)
+
+
+class DiffView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(operation_id="layers_diff", parameters=[s.DiffQuerySerializer],
+                   summary="Added, removed and changed keys between two versions (secrets: only that they changed)",
+                   responses={200: s.DiffAnswerSerializer, **_errors(400, 401, 403, 404, 429)})
+    def get(self, request, ref):
+        layer = self.layer(ref)
+        query = _valid(s.DiffQuerySerializer, request.query_params)
+        changes = selectors.version_diff(layer=layer, from_number=query["from"], to_number=query["to"])
+        return Response({"layer": layer.ref, "from": query["from"], "to": query["to"], **diff_as_dict(changes)})
+
+
+class AuditPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class AuditListView(TokenView, generics.ListAPIView):
+    required_scopes = {"GET": Scope.AUDIT_READ}
+    serializer_class = s.AuditEventSerializer
+    pagination_class = AuditPagination
+
+    def get_queryset(self):
+        query = _valid(s.AuditQuerySerializer, self.request.query_params)
+        events = AuditEvent.objects.order_by("-seq")
+        for field in ("actor", "action", "target"):
+            if field in query:
+                events = events.filter(**{field: query[field]})
+        if "since" in query:
+            events = events.filter(at__gte=query["since"])
+        if "until" in query:
+            events = events.filter(at__lt=query["until"])
+        return events
+
+    @extend_schema(operation_id="audit_list", parameters=[s.AuditQuerySerializer],
+                   summary="The audit log, newest first, filtered and paginated",
+                   responses={200: s.AuditEventSerializer(many=True), **_errors(400, 401, 403, 404, 429)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

@@ -1,0 +1,93 @@
+"""The config watch socket: a service's resolved configuration now, then at every change."""
+
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
+
+from .api.authentication import token_from_header
+from .audit import Actor
+from .exceptions import InvalidInput, NotFound, RegistryUnavailable
+from .live import REVISIONS_GROUP
+from .models import Scope
+from .selectors import TokenRejected, config_resolve, token_authenticate
+
+logger = logging.getLogger(__name__)
+
+CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_TRY_AGAIN = 4400, 4401, 4403, 4404, 1013
+
+
+class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
+    """ws/config/?environment=E&service=S[&user=U] with 'Authorization: Bearer <token>'.
+
+    The handshake is accepted first and then closed with an application code, so that every
+    client sees why: 4400 bad parameters, 4401 token, 4403 scope or limits, 4404 unknown user,
+    1013 registry unavailable.
+    """
+
+    async def connect(self):
+        await self.accept()
+        self.token, self.context, self.last = None, None, None
+        headers = dict(self.scope.get("headers", []))
+        raw = token_from_header(headers.get(b"authorization", b"").decode("latin-1"))
+        try:
+            self.token = await database_sync_to_async(token_authenticate)(raw or "")
+        except TokenRejected as error:
+            return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
+        except DatabaseError:
+            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry")
+        query = {k: v[-1] for k, v in parse_qs(self.scope.get("query_string", b"").decode()).items()}
+        environment, service = query.get("environment"), query.get("service")
+        if not environment or not service:
+            return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", "environment and service are required")
+        if Scope.CONFIG_READ not in self.token.scopes:
+            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", f"token {self.token.name!r} lacks config:read")
+        for label, value, allowed in (("environment", environment, self.token.environments),
+                                      ("service", service, self.token.services)):
+            if allowed and value not in allowed:
+                return await self._refuse(CLOSE_FORBIDDEN, "forbidden",
+                                          f"token {self.token.name!r} may not read {label} {value!r}")
+        self.context = {"environment": environment, "service": service, "user": query.get("user")}
+        # Join before the first read, so that no revision can fall between the two.
+        await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
+        await self._push()
+
+    async def disconnect(self, code):
+        if self.context is not None:
+            await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        await self.send_json({"type": "error", "code": "bad_request",
+                              "message": "this socket only sends; nothing is expected from the client"})
+
+    async def registry_revision(self, event):
+        if self.context is not None:
+            await self._push()
+
+    async def _push(self):
+        try:
+            resolved = await database_sync_to_async(config_resolve)(**self.context)
+            seen = (resolved.values, {key: resolved.provenance[key] for key in resolved.secrets})
+            if seen == self.last:
+                return
+            self.last = seen
+            if Scope.SECRETS_READ in self.token.scopes and resolved.secrets:
+                resolved = await database_sync_to_async(config_resolve)(
+                    **self.context, reveal_secrets=True, actor=Actor(f"token:{self.token.name}", "ws/config"))
+        except InvalidInput as error:
+            return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", str(error))
+        except NotFound as error:
+            return await self._refuse(CLOSE_NOT_FOUND, "not_found", str(error))
+        except (DatabaseError, RegistryUnavailable):
+            if self.last is None:
+                return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry")
+            logger.warning("config watch could not re-resolve %s; will retry at the next revision", self.context)
+            return
+        await self.send_json({"type": "config", "revision": resolved.revision, "values": resolved.values})
+
+    async def _refuse(self, code: int, error: str, message: str):
+        await self.send_json({"type": "error", "code": error, "message": message})
+        self.context = None if code != CLOSE_TRY_AGAIN else self.context
+        await self.close(code=code)
