@@ -3,11 +3,11 @@
 import logging
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
 from .api.authentication import token_from_header
+from .asyncdb import db_call
 from .audit import Actor
 from .exceptions import InvalidInput, NotFound, RegistryUnavailable
 from .live import REVISIONS_GROUP
@@ -33,7 +33,7 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         headers = dict(self.scope.get("headers", []))
         raw = token_from_header(headers.get(b"authorization", b"").decode("latin-1"))
         try:
-            self.token = await database_sync_to_async(token_authenticate)(raw or "")
+            self.token = await db_call(token_authenticate)(raw or "")
         except TokenRejected as error:
             return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except DatabaseError:
@@ -68,13 +68,13 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
 
     async def _push(self):
         try:
-            resolved = await database_sync_to_async(config_resolve)(**self.context)
+            resolved = await db_call(config_resolve)(**self.context)
             seen = (resolved.values, {key: resolved.provenance[key] for key in resolved.secrets})
             if seen == self.last:
                 return
             self.last = seen
             if Scope.SECRETS_READ in self.token.scopes and resolved.secrets:
-                resolved = await database_sync_to_async(config_resolve)(
+                resolved = await db_call(config_resolve)(
                     **self.context, reveal_secrets=True, actor=Actor(f"token:{self.token.name}", "ws/config"))
         except InvalidInput as error:
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", str(error))

@@ -44,6 +44,16 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layers():
+    """Each test (and its event loop) gets new channel layer instances."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

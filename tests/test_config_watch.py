@@ -1,0 +1,96 @@
+"""The config watch socket: the config at once, then a message at every change that matters."""
+
+import asyncio
+
+import pytest
+from config_registry.asyncdb import db_call
+from channels.testing.websocket import WebsocketCommunicator
+
+from config_registry.audit import Actor
+from config_registry.models import Layer
+from config_registry.services import version_publish
+from project.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ACTOR = Actor("admin:tester")
+
+
+@pytest.fixture
+def registry(make_layer, make_user):
+    make_user("alice")
+    make_layer("global", {"color": "grey", "db.password": "pw"}, secrets=["db.password"])
+    make_layer("user:alice", {"theme": "dark"})
+    make_layer("service:billing", {"currency": "EUR"})
+
+
+def _watch(raw: str | None, query: str) -> WebsocketCommunicator:
+    headers = [(b"authorization", f"Bearer {raw}".encode())] if raw else []
+    return WebsocketCommunicator(application, f"/ws/config/?{query}", headers=headers)
+
+
+async def _publish(ref: str, values: dict) -> None:
+    def publish():
+        layer = Layer.objects.get(level=ref.split(":")[0], name=ref.partition(":")[2])
+        version_publish(layer=layer, base_version=layer.current_version, set_=values, actor=ACTOR)
+
+    await db_call(publish)()
+
+
+def test_watch__connect_then_publish__current_config_then_each_change(registry, make_token):
+    raw = make_token("config:read")
+
+    async def scenario():
+        socket = _watch(raw, "environment=prod&service=chat&user=alice")
+        connected, _ = await socket.connect()
+        assert connected
+        first = await socket.receive_json_from(timeout=5)
+        assert first["type"] == "config"
+        assert first["values"] == {"color": "grey", "db.password": "********", "theme": "dark"}
+
+        await _publish("user:alice", {"theme": "light"})
+        second = await socket.receive_json_from(timeout=5)
+        assert second["values"]["theme"] == "light" and second["revision"] > first["revision"]
+
+        await _publish("service:billing", {"currency": "USD"})  # not in this context
+        assert await socket.receive_nothing(timeout=0.3)
+
+        await _publish("global", {"db.password": "rotated"})  # a secret changed: pushed, still masked
+        third = await socket.receive_json_from(timeout=5)
+        assert third["values"]["db.password"] == "********" and third["revision"] > second["revision"]
+        await socket.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_watch__secrets_read__revealed(registry, make_token):
+    raw = make_token("config:read", "secrets:read")
+
+    async def scenario():
+        socket = _watch(raw, "environment=prod&service=chat")
+        await socket.connect()
+        assert (await socket.receive_json_from(timeout=5))["values"]["db.password"] == "pw"
+        await socket.disconnect()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("scopes, limits, query, code, error", [
+    (None, {}, "environment=prod&service=chat", 4401, "unauthorized"),
+    (("audit:read",), {}, "environment=prod&service=chat", 4403, "forbidden"),
+    (("config:read",), {"environments": ["staging"]}, "environment=prod&service=chat", 4403, "forbidden"),
+    (("config:read",), {}, "environment=prod", 4400, "bad_request"),
+    (("config:read",), {}, "environment=Prod!&service=chat", 4400, "bad_request"),
+    (("config:read",), {}, "environment=prod&service=chat&user=carol", 4404, "not_found"),
+])
+def test_watch__refused__error_frame_then_close_code(registry, make_token, scopes, limits, query, code, error):
+    raw = make_token(*scopes, **limits) if scopes else None
+
+    async def scenario():
+        socket = _watch(raw, query)
+        connected, _ = await socket.connect()
+        assert connected  # accepted first, so that the client sees the code
+        frame = await socket.receive_json_from(timeout=5)
+        assert frame["type"] == "error" and frame["code"] == error and frame["message"]
+        assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": code}
+
+    asyncio.run(scenario())
