@@ -3,9 +3,9 @@
 import asyncio
 
 import pytest
-from config_registry.asyncdb import db_call
 from channels.testing.websocket import WebsocketCommunicator
 
+from config_registry.asyncdb import db_call
 from config_registry.audit import Actor
 from config_registry.models import Layer
 from config_registry.services import version_publish

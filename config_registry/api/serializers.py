@@ -2,6 +2,9 @@
 
 from rest_framework import serializers
 
+from ..models import Level
+from ..validation import NAME_PATTERNS
+
 NAME_HELP = "lowercase letters, digits, - and _"
 
 
@@ -15,14 +18,17 @@ class ErrorSerializer(serializers.Serializer):
 
 # Requests -----------------------------------------------------------------------------------
 
+NAME_PATTERN = NAME_PATTERNS[Level.ENVIRONMENT].pattern
+
+
 class ContextQuerySerializer(serializers.Serializer):
-    environment = serializers.CharField(max_length=63, help_text=NAME_HELP)
-    service = serializers.CharField(max_length=63, help_text=NAME_HELP)
+    environment = serializers.RegexField(NAME_PATTERN, max_length=63, help_text=NAME_HELP)
+    service = serializers.RegexField(NAME_PATTERN, max_length=63, help_text=NAME_HELP)
 
 
 class ResolveQuerySerializer(ContextQuerySerializer):
-    user = serializers.CharField(required=False, max_length=150,
-                                 help_text="username; omit to resolve down to the service level")
+    user = serializers.RegexField(NAME_PATTERNS[Level.USER].pattern, required=False, max_length=150,
+                                  help_text="username; omit to resolve down to the service level")
     explain = serializers.BooleanField(default=False, help_text="add provenance per key")
 
 
