@@ -67,13 +67,19 @@ def consistent_read() -> Iterator[None]:
 
 
 def registry_revision() -> int:
-    return RegistryState.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
+    return registry_position()[1]
+
+
+_POSITION_SQL = f"SELECT epoch, revision FROM {RegistryState._meta.db_table} WHERE id = 1"
 
 
 def registry_position() -> tuple[str, int]:
     """(epoch, revision): what a cache of resolved values must be keyed by."""
-    row = RegistryState.objects.filter(pk=1).values_list("epoch", "revision").first()
-    return (str(row[0]), row[1]) if row else ("", 0)
+    # Plain SQL: every API read asks this, and compiling an ORM query would be most of its cost.
+    with connection.cursor() as cursor:
+        cursor.execute(_POSITION_SQL)
+        row = cursor.fetchone()
+    return (str(row[0]).replace("-", ""), row[1]) if row else ("", 0)
 
 
 def layer_get(ref: str) -> Layer:
@@ -291,10 +297,25 @@ class TokenRejected(Exception):
     """The presented token is unknown, expired or revoked; the message says which."""
 
 
+TOKEN_CACHE_SECONDS = 30
+
+
+def token_cache_key(digest: str) -> str:
+    return f"registry:token:{digest}"
+
+
 def token_authenticate(raw: str) -> ServiceToken:
-    token = ServiceToken.objects.filter(token_hash=token_hash(raw)).first() if raw else None
-    if token is None:
+    """The token named by `raw`, if valid now. Tokens are cached in the shared cache; any change
+    to a token (revocation included) evicts it when it commits (see signals.py)."""
+    if not raw:
         raise TokenRejected("invalid service token")
+    digest = token_hash(raw)
+    token = cache.get(token_cache_key(digest))
+    if token is None:
+        token = ServiceToken.objects.filter(token_hash=digest).first()
+        if token is None:
+            raise TokenRejected("invalid service token")
+        cache.set(token_cache_key(digest), token, TOKEN_CACHE_SECONDS)
     if token.revoked_at is not None:
         raise TokenRejected(f"service token {token.name!r} was revoked at {token.revoked_at.isoformat()}")
     if token.expires_at is not None and token.expires_at <= timezone.now():

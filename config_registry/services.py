@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -368,6 +369,15 @@ def token_revoke(*, token: ServiceToken, actor: Actor) -> ServiceToken:
         token.save(update_fields=["revoked_at"])
         audit_record(actor=actor, action="token.revoke", target=f"token:{token.name}")
     return token
+
+
+def token_mark_used(token: ServiceToken) -> None:
+    """Record when a token was last used (not audited: it is a read)."""
+    token.last_used_at = timezone.now()
+    ServiceToken.objects.filter(pk=token.pk).update(last_used_at=token.last_used_at)
+    from .selectors import TOKEN_CACHE_SECONDS, token_cache_key
+
+    cache.set(token_cache_key(token.token_hash), token, TOKEN_CACHE_SECONDS)
 
 
 # Encryption keys ----------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""Receivers for changes outside the registry that alter resolution: users and their groups."""
+"""Receivers that keep caches true: users and their groups move the revision; a changed token leaves the cache."""
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed, post_delete
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
+
+from .models import ServiceToken
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
@@ -21,3 +25,14 @@ def user_deleted(sender, **kwargs) -> None:
     from .services import revision_bump
 
     revision_bump()
+
+
+@receiver(post_save, sender=ServiceToken)
+@receiver(post_delete, sender=ServiceToken)
+def token_changed(sender, instance: ServiceToken, **kwargs) -> None:
+    # Evict now, and again after commit: in between, a concurrent request may re-cache the old row.
+    from .selectors import token_cache_key
+
+    key = token_cache_key(instance.token_hash)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))

@@ -111,6 +111,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, for the test database too: tests inspect the bytes at rest.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+# Production keeps database connections between requests (health-checked before reuse);
+# development and tests open one per request, so that no thread keeps one behind.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if DEBUG else 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
@@ -150,13 +154,13 @@ WHITENOISE_USE_FINDERS = DEBUG  # development serves straight from the apps, no 
 if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # empty until collectstatic; whitenoise wants it
 
-# API rate per service token (or per user / address); 429 with Retry-After beyond it.
+# API rate per service token (or per user / address), as N/s, N/min, N/hour or N/day;
+# 429 with Retry-After beyond it.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["config_registry.api.authentication.ServiceTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config_registry.api.permissions.HasTokenScope"],
     "DEFAULT_THROTTLE_CLASSES": ["config_registry.api.throttling.PerTokenThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config_registry.api.errors.exception_handler",

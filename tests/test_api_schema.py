@@ -13,13 +13,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture
-def unthrottled():
-    from rest_framework.throttling import SimpleRateThrottle
-
-    original = SimpleRateThrottle.THROTTLE_RATES
-    SimpleRateThrottle.THROTTLE_RATES = {**original, "token": "100000/min"}
-    yield
-    SimpleRateThrottle.THROTTLE_RATES = original
+def unthrottled(settings):
+    settings.API_THROTTLE_RATE = "100000/min"
 
 
 @pytest.fixture

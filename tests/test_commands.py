@@ -55,7 +55,8 @@ def test_token_authenticate__unknown_revoked_expired__each_refused_with_reason(d
         token_authenticate(raw)
     expiring, raw2 = token_create(name="short", scopes=["config:read"], actor=actor,
                                   expires_at=timezone.now() + timedelta(seconds=30))
-    ServiceToken.objects.filter(pk=expiring.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    expiring.expires_at = timezone.now() - timedelta(seconds=1)
+    expiring.save(update_fields=["expires_at"])
     with pytest.raises(TokenRejected, match="'short' expired"):
         token_authenticate(raw2)
 

@@ -10,6 +10,7 @@ from rest_framework import authentication, exceptions
 from ..audit import Actor
 from ..models import ServiceToken
 from ..selectors import TokenRejected, token_authenticate
+from ..services import token_mark_used
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
 
@@ -59,9 +60,8 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
             token = token_authenticate(raw)
         except TokenRejected as error:
             raise exceptions.AuthenticationFailed(str(error)) from None
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
-            ServiceToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        if token.last_used_at is None or timezone.now() - token.last_used_at > LAST_USED_PRECISION:
+            token_mark_used(token)
         return ServicePrincipal(token), token
 
     def authenticate_header(self, request):

@@ -10,8 +10,9 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..diff import diff_as_dict
-from ..models import AuditEvent, Layer, Scope
+from ..models import AuditEvent, Layer, Level, Scope
 from ..selectors import layer_get
+from ..validation import NAME_PATTERNS
 from . import serializers as s
 from .authentication import ServiceTokenAuthentication, request_actor
 from .permissions import HasTokenScope, IsEndUser, require_context, require_layer
@@ -33,6 +34,22 @@ def _valid(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+_NAME = NAME_PATTERNS[Level.SERVICE]
+_USER = NAME_PATTERNS[Level.USER]
+
+
+def _resolve_query(params) -> dict:
+    """The resolve query, validated. A well-formed query takes a short path (this is the API's hot
+    path, and building a serializer costs as much as the rest of a warm resolve); anything else
+    goes through the serializer, which explains what is wrong."""
+    environment, service, user = params.get("environment", ""), params.get("service", ""), params.get("user")
+    explain = params.get("explain", "false")
+    if (_NAME.match(environment) and _NAME.match(service) and (user is None or _USER.match(user))
+            and explain in ("true", "false")):
+        return {"environment": environment, "service": service, "user": user, "explain": explain == "true"}
+    return _valid(s.ResolveQuerySerializer, params)
 
 
 def _reveals(request) -> bool:
@@ -63,7 +80,7 @@ class ResolveView(TokenView):
                    **_errors(400, 401, 403, 404, 429)},
     )
     def get(self, request):
-        query = _valid(s.ResolveQuerySerializer, request.query_params)
+        query = _resolve_query(request.query_params)
         require_context(request.auth, environment=query["environment"], service=query["service"])
         etag, body = selectors.resolve_answer(
             environment=query["environment"], service=query["service"], user=query.get("user"),

@@ -1,0 +1,154 @@
+"""Benchmark: warm GET /api/v1/resolve against a bare DRF endpoint of the same app, and against
+django-constance reading 50 settings, under each way of serving HTTP that the README documents.
+
+Run by hand (needs `wrk`: apt-get install wrk), from the project root:
+
+    .venv/bin/pip install -r bench/requirements.txt
+    .venv/bin/python bench/api_resolve.py [--seconds 10] [--connections 32]
+
+Uses a fresh SQLite file by default; set DATABASE_URL (and REDIS_URL) to measure on PostgreSQL
+(and Redis). Prints req/s, p50 and p99 for each endpoint and the ratios to the bare endpoint.
+"""
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def prepare_environment(workdir: Path) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+    env.update({
+        "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
+        "API_THROTTLE_RATE": "100000000/min", "DJANGO_SETTINGS_MODULE": "bench.settings",
+    })
+    return env
+
+
+def seed(env: dict[str, str]) -> str:
+    """The realistic context: global, environment, service, two groups and a user; 200 keys."""
+    script = """
+import django; django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import Group, User
+from config_registry.audit import Actor
+from config_registry.services import layer_create, version_publish, token_create
+actor = Actor("bench")
+alice = User.objects.create_user("alice")
+for name in ("staff", "beta"):
+    alice.groups.add(Group.objects.create(name=name))
+layers = ["global", "environment:production", "service:chat", "group:beta", "group:staff", "user:alice"]
+for position, ref in enumerate(layers):
+    layer = layer_create(ref=ref, priority=position, actor=actor)
+    values = {f"app.section{i % 10}.key{i}": {"value": i, "layer": ref, "tags": ["a", "b"]}
+              for i in range(position * 30, position * 30 + 50)}
+    values[f"app.secret{position}"] = "s3cret-" + ref
+    version_publish(layer=layer, base_version=0, set_=values, secrets=[f"app.secret{position}"], actor=actor)
+_, raw = token_create(name="bench", scopes=["config:read"], actor=actor)
+print(raw)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"seeding failed:\n{result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str]):
+    """Start a server on a pre-bound free port (requests queue until it accepts); stop it after."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    fd, port = sock.fileno(), sock.getsockname()[1]
+    process = subprocess.Popen([part.replace("{fd}", str(fd)) for part in command], cwd=ROOT, env=env,
+                               pass_fds=[fd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+         "-H", f"Authorization: Bearer {token}", url],
+        capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non_2xx:
+        sys.exit(f"{url}: {non_2xx.group(1)} failed responses\n{output}")
+
+    def percentile(name: str) -> float:
+        value, unit = re.search(rf"{name}%\s+([\d.]+)(us|ms|s)", output).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {"rps": rate, "p50": percentile("50"), "p99": percentile("99")}
+
+
+SERVINGS = {
+    "uvicorn, 1 worker (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
+                                 "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
+    "uvicorn, 2 workers (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
+                                  "--workers", "2", "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
+    "gunicorn sync, 2 workers (WSGI; the documented production API serving)": [
+        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
+        "--log-level", "warning"],
+}
+ENDPOINTS = {
+    "bare DRF endpoint": "/bench/bare",
+    "warm resolve (6 layers, 200 keys, 2 groups)": "/api/v1/resolve?environment=production&service=chat&user=alice",
+    "django-constance, 50 settings": "/bench/constance",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--only", default="", help="run only the servings whose name contains this")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as workdir:
+        env = prepare_environment(Path(workdir))
+        token = seed(env)
+        print(f"database: {env['DATABASE_URL'].split('://')[0]}, cache/layer: {'redis' if env.get('REDIS_URL') else 'local memory'}; "
+              f"{args.seconds}s per run, {args.connections} connections, wrk -t2")
+        for serving_name, command in SERVINGS.items():
+            if args.only not in serving_name:
+                continue
+            with serving(command, env) as base:
+                wrk(base + ENDPOINTS["warm resolve (6 layers, 200 keys, 2 groups)"], token, 2, 4)  # warm up
+                results = {name: wrk(base + path, token, args.seconds, args.connections)
+                           for name, path in ENDPOINTS.items()}
+            bare = results["bare DRF endpoint"]["rps"]
+            print(f"\n{serving_name}")
+            print(f"  {'endpoint':46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8}")
+            for name, result in results.items():
+                print(f"  {name:46} {result['rps']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f} "
+                      f"{result['rps'] / bare:8.2f}")
+            constance = results["django-constance, 50 settings"]["rps"]
+            resolve = results["warm resolve (6 layers, 200 keys, 2 groups)"]["rps"]
+            print(f"  resolve / bare = {resolve / bare:.2f} (target ≥ 0.70); "
+                  f"resolve / constance = {resolve / constance:.1f}× (target ≥ 10×)")
+
+
+if __name__ == "__main__":
+    main()
