@@ -7,7 +7,8 @@ Run by hand (needs `wrk`: apt-get install wrk), from the project root:
     .venv/bin/python bench/api_resolve.py [--seconds 10] [--connections 32]
 
 Uses a fresh SQLite file by default; set DATABASE_URL (and REDIS_URL) to measure on PostgreSQL
-(and Redis). Prints req/s, p50 and p99 for each endpoint and the ratios to the bare endpoint.
+(and Redis): it must name an existing, empty database (e.g. `dropdb --if-exists bench_registry;
+createdb bench_registry`). Prints req/s, p50 and p99 for each endpoint and the ratios to the bare endpoint.
 """
 
 import argparse
@@ -64,19 +65,21 @@ print(raw)
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode:
-        sys.exit(f"seeding failed:\n{result.stderr}")
+        sys.exit(f"seeding the benchmark database failed (it must exist and be empty):\n"
+                 f"{result.stderr.strip().splitlines()[-1]}")
     return result.stdout.strip().splitlines()[-1]
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str]):
+def serving(command: list[str], env: dict[str, str], log: Path):
     """Start a server on a pre-bound free port (requests queue until it accepts); stop it after."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     fd, port = sock.fileno(), sock.getsockname()[1]
-    process = subprocess.Popen([part.replace("{fd}", str(fd)) for part in command], cwd=ROOT, env=env,
-                               pass_fds=[fd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(log, "ab") as output:
+        process = subprocess.Popen([part.replace("{fd}", str(fd)) for part in command], cwd=ROOT, env=env,
+                                   pass_fds=[fd], stdout=output, stderr=output)
     sock.close()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -85,7 +88,7 @@ def serving(command: list[str], env: dict[str, str]):
         process.wait(timeout=30)
 
 
-def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
+def wrk(url: str, token: str, seconds: int, connections: int, log: Path) -> dict[str, float]:
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
          "-H", f"Authorization: Bearer {token}", url],
@@ -93,7 +96,8 @@ def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if non_2xx:
-        sys.exit(f"{url}: {non_2xx.group(1)} failed responses\n{output}")
+        server_log = log.read_text()[-3000:]
+        sys.exit(f"{url}: {non_2xx.group(1)} failed responses\n{output}\nserver log (end):\n{server_log}")
 
     def percentile(name: str) -> float:
         value, unit = re.search(rf"{name}%\s+([\d.]+)(us|ms|s)", output).groups()
@@ -107,8 +111,11 @@ SERVINGS = {
                                  "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
     "uvicorn, 2 workers (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
                                   "--workers", "2", "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-    "gunicorn sync, 2 workers (WSGI; the documented production API serving)": [
+    "gunicorn sync, 2 workers (WSGI)": [
         sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
+        "--log-level", "warning"],
+    "gunicorn sync, 4 workers (WSGI; the documented production API serving)": [
+        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "4",
         "--log-level", "warning"],
 }
 ENDPOINTS = {
@@ -134,9 +141,10 @@ def main() -> None:
         for serving_name, command in SERVINGS.items():
             if args.only not in serving_name:
                 continue
-            with serving(command, env) as base:
-                wrk(base + ENDPOINTS["warm resolve (6 layers, 200 keys, 2 groups)"], token, 2, 4)  # warm up
-                results = {name: wrk(base + path, token, args.seconds, args.connections)
+            log = Path(workdir) / "server.log"
+            with serving(command, env, log) as base:
+                wrk(base + ENDPOINTS["warm resolve (6 layers, 200 keys, 2 groups)"], token, 2, 4, log)  # warm up
+                results = {name: wrk(base + path, token, args.seconds, args.connections, log)
                            for name, path in ENDPOINTS.items()}
             bare = results["bare DRF endpoint"]["rps"]
             print(f"\n{serving_name}")

@@ -160,6 +160,9 @@ class RegistryState(models.Model):
     # New whenever the state row is recreated (a restored or flushed database), so that caches
     # keyed by revision never mistake a reused revision number for the one they saw.
     epoch = models.UUIDField(default=uuid.uuid4, editable=False)
+    # Moves whenever any service token changes, so processes can keep tokens in memory and
+    # know, from the same read as the revision, when to forget them.
+    token_generation = models.PositiveBigIntegerField(default=0)
     audit_seq = models.PositiveBigIntegerField(default=0)
     audit_head = models.CharField(max_length=64, default="")
 

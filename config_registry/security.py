@@ -28,9 +28,9 @@ def security_secret(key: str, *, service: str = "chat") -> Any:
     """
     environment = settings.REGISTRY_ENVIRONMENT
     try:
-        position = registry_position()
+        epoch, revision, _ = registry_position()
         cached = _cache.get((service, key))
-        if cached is not None and cached[0] == position:
+        if cached is not None and cached[0] == (epoch, revision):
             return cached[1]
         revision, resolution = service_resolution(environment=environment, service=service)
     except DatabaseError as error:
@@ -42,5 +42,5 @@ def security_secret(key: str, *, service: str = "chat") -> Any:
                                     reason="is published in plain text, not as a secret")
     value = sealed_open(resolution.values[key])
     with _cache_lock:
-        _cache[(service, key)] = ((position[0], revision), value)
+        _cache[(service, key)] = ((epoch, revision), value)
     return value

@@ -2,10 +2,12 @@
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -66,20 +68,28 @@ def consistent_read() -> Iterator[None]:
         yield
 
 
-def registry_revision() -> int:
-    return registry_position()[1]
+class Position(NamedTuple):
+    """Where the registry is: caches of resolved values are keyed by (epoch, revision), and
+    in-memory tokens are trusted only at the token generation they were read at."""
+
+    epoch: str
+    revision: int
+    token_generation: int
 
 
-_POSITION_SQL = f"SELECT epoch, revision FROM {RegistryState._meta.db_table} WHERE id = 1"
+_POSITION_SQL = f"SELECT epoch, revision, token_generation FROM {RegistryState._meta.db_table} WHERE id = 1"
 
 
-def registry_position() -> tuple[str, int]:
-    """(epoch, revision): what a cache of resolved values must be keyed by."""
+def registry_position() -> Position:
     # Plain SQL: every API read asks this, and compiling an ORM query would be most of its cost.
     with connection.cursor() as cursor:
         cursor.execute(_POSITION_SQL)
         row = cursor.fetchone()
-    return (str(row[0]).replace("-", ""), row[1]) if row else ("", 0)
+    return Position(str(row[0]).replace("-", ""), row[1], row[2]) if row else Position("", 0, 0)
+
+
+def registry_revision() -> int:
+    return registry_position().revision
 
 
 def layer_get(ref: str) -> Layer:
@@ -156,7 +166,7 @@ def _cached_resolution(environment: str, service: str, user: str | None) -> tupl
     the revision, so every process sees it at once and nothing needs invalidating."""
     _check_name("environment", environment)
     _check_name("service", service)
-    epoch, revision = registry_position()
+    epoch, revision, _ = registry_position()
     cached = cache.get(_cache_key("resolution", epoch, revision, environment, service, user))
     if cached is not None:
         return cached
@@ -194,6 +204,36 @@ def config_resolve(*, environment: str, service: str, user: str | None,
     return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
 
 
+class _LocalCache:
+    """A small LRU in process memory. Keys carry the revision, so entries never go stale: old
+    ones just stop being asked for and fall out."""
+
+    def __init__(self, size: int):
+        self._size, self._entries, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_local_bodies = _LocalCache(512)
+_local_tokens: dict[str, tuple[tuple[str, int], ServiceToken]] = {}
+
+
 def resolve_etag(*, epoch: str, revision: int, context: dict[str, str], explain: bool, revealed: bool) -> str:
     """Strong ETag of a resolve answer: the same revision and request give the same bytes."""
     digest = hashlib.sha256(repr((epoch, sorted(context.items()), explain, revealed)).encode()).hexdigest()
@@ -201,15 +241,20 @@ def resolve_etag(*, epoch: str, revision: int, context: dict[str, str], explain:
 
 
 def resolve_answer(*, environment: str, service: str, user: str | None, explain: bool,
-                   reveal_secrets: bool, actor: Actor | None) -> tuple[str, bytes]:
-    """(ETag, JSON body) of a resolve. Masked answers are cached as bytes by revision, so a warm
-    resolve costs a revision read and a cache hit, whatever the number of keys."""
+                   reveal_secrets: bool, actor: Actor | None,
+                   position: Position | None = None) -> tuple[str, bytes]:
+    """(ETag, JSON body) of a resolve. Masked answers are kept as bytes by revision, in this
+    process and in the shared cache, so a warm resolve costs the position read (which the caller
+    may already have made this request) and a dictionary look-up, whatever the number of keys."""
     context = {"environment": environment, "service": service, **({"user": user} if user is not None else {})}
-    epoch, revision = registry_position()
+    epoch, revision, _ = position or registry_position()
     etag = resolve_etag(epoch=epoch, revision=revision, context=context, explain=explain, revealed=reveal_secrets)
     if not reveal_secrets:
-        body = cache.get(_cache_key("body", etag))
+        body = _local_bodies.get(etag)
+        if body is None:
+            body = cache.get(_cache_key("body", etag))
         if body is not None:
+            _local_bodies.put(etag, body)
             return etag, body
     resolved = config_resolve(environment=environment, service=service, user=user,
                               reveal_secrets=reveal_secrets, actor=actor)
@@ -218,6 +263,7 @@ def resolve_answer(*, environment: str, service: str, user: str | None, explain:
     body = json.dumps(resolved.as_dict(explain=explain), separators=(",", ":")).encode()
     if not reveal_secrets:
         cache.set(_cache_key("body", etag), body, CACHE_SECONDS)
+        _local_bodies.put(etag, body)
     return etag, body
 
 
@@ -297,25 +343,24 @@ class TokenRejected(Exception):
     """The presented token is unknown, expired or revoked; the message says which."""
 
 
-TOKEN_CACHE_SECONDS = 30
-
-
-def token_cache_key(digest: str) -> str:
-    return f"registry:token:{digest}"
-
-
-def token_authenticate(raw: str) -> ServiceToken:
-    """The token named by `raw`, if valid now. Tokens are cached in the shared cache; any change
-    to a token (revocation included) evicts it when it commits (see signals.py)."""
+def token_authenticate(raw: str, position: Position | None = None) -> ServiceToken:
+    """The token named by `raw`, if valid now. Tokens are kept in process memory while the
+    registry's token generation (read with the position) says that no token has changed."""
     if not raw:
         raise TokenRejected("invalid service token")
     digest = token_hash(raw)
-    token = cache.get(token_cache_key(digest))
-    if token is None:
+    position = position or registry_position()
+    generation = (position.epoch, position.token_generation)
+    known = _local_tokens.get(digest)
+    if known is not None and known[0] == generation:
+        token = known[1]
+    else:
         token = ServiceToken.objects.filter(token_hash=digest).first()
         if token is None:
             raise TokenRejected("invalid service token")
-        cache.set(token_cache_key(digest), token, TOKEN_CACHE_SECONDS)
+        if len(_local_tokens) > 10_000:  # bound memory against floods of distinct tokens
+            _local_tokens.clear()
+        _local_tokens[digest] = (generation, token)
     if token.revoked_at is not None:
         raise TokenRejected(f"service token {token.name!r} was revoked at {token.revoked_at.isoformat()}")
     if token.expires_at is not None and token.expires_at <= timezone.now():

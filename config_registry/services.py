@@ -14,7 +14,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -372,12 +371,10 @@ def token_revoke(*, token: ServiceToken, actor: Actor) -> ServiceToken:
 
 
 def token_mark_used(token: ServiceToken) -> None:
-    """Record when a token was last used (not audited: it is a read)."""
+    """Record when a token was last used (not audited: it is a read, and no signal: it changes
+    nothing that decides whether the token is valid)."""
     token.last_used_at = timezone.now()
     ServiceToken.objects.filter(pk=token.pk).update(last_used_at=token.last_used_at)
-    from .selectors import TOKEN_CACHE_SECONDS, token_cache_key
-
-    cache.set(token_cache_key(token.token_hash), token, TOKEN_CACHE_SECONDS)
 
 
 # Encryption keys ----------------------------------------------------------------------------

@@ -1,7 +1,6 @@
-"""Receivers that keep caches true: users and their groups move the revision; a changed token leaves the cache."""
+"""Receivers that keep caches true: users and their groups move the revision, tokens the token generation."""
 
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -29,10 +28,11 @@ def user_deleted(sender, **kwargs) -> None:
 
 @receiver(post_save, sender=ServiceToken)
 @receiver(post_delete, sender=ServiceToken)
-def token_changed(sender, instance: ServiceToken, **kwargs) -> None:
-    # Evict now, and again after commit: in between, a concurrent request may re-cache the old row.
-    from .selectors import token_cache_key
+def token_changed(sender, **kwargs) -> None:
+    # Processes keep tokens in memory per token generation: move it, in the change's transaction.
+    from .audit import locked_state
 
-    key = token_cache_key(instance.token_hash)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+    with transaction.atomic():
+        state = locked_state()
+        state.token_generation += 1
+        state.save(update_fields=["token_generation"])

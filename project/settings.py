@@ -111,16 +111,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, for the test database too: tests inspect the bytes at rest.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-# Production keeps database connections between requests (health-checked before reuse);
-# development and tests open one per request, so that no thread keeps one behind.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if DEBUG else 60)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A connection pool per process (psycopg's), safe under ASGI and WSGI alike: Django's
+    # persistent connections are not, under ASGI (each thread/context keeps its own).
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": env.int("DATABASE_POOL_SIZE", default=20), "timeout": 10}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "project.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "config-registry",
         }

@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 
 from ..audit import Actor
 from ..models import ServiceToken
-from ..selectors import TokenRejected, token_authenticate
+from ..selectors import TokenRejected, registry_position, token_authenticate
 from ..services import token_mark_used
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
@@ -56,8 +56,10 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         raw = token_from_header(header)
         if raw is None:
             raise exceptions.AuthenticationFailed("use 'Authorization: Bearer <service token>'")
+        # One position read serves the whole request: the token check here, the resolve later.
+        request.registry_position = registry_position()
         try:
-            token = token_authenticate(raw)
+            token = token_authenticate(raw, request.registry_position)
         except TokenRejected as error:
             raise exceptions.AuthenticationFailed(str(error)) from None
         if token.last_used_at is None or timezone.now() - token.last_used_at > LAST_USED_PRECISION:

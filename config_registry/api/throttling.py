@@ -24,16 +24,22 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), PERIODS[period.strip()[0]]
 
 
+def _count(key: str, timeout: int) -> int:
+    """One more request in this window; the count so far."""
+    if hasattr(cache, "incr_with_expiry"):  # project.redis_cache: one round trip
+        return cache.incr_with_expiry(key, timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # the window's first request
+        return 1 if cache.add(key, 1, timeout) else cache.incr(key)
+
+
 class PerTokenThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         limit, period = parse_rate(settings.API_THROTTLE_RATE)
         now = time.time()
         window = int(now // period)
-        key = f"throttle:{self._ident(request)}:{window}"
-        try:
-            count = cache.incr(key)
-        except ValueError:  # first request of the window
-            count = 1 if cache.add(key, 1, period + 1) else cache.incr(key)
+        count = _count(f"throttle:{self._ident(request)}:{window}", period + 1)
         self._wait = (window + 1) * period - now
         return count <= limit
 

@@ -84,7 +84,8 @@ class ResolveView(TokenView):
         require_context(request.auth, environment=query["environment"], service=query["service"])
         etag, body = selectors.resolve_answer(
             environment=query["environment"], service=query["service"], user=query.get("user"),
-            explain=query["explain"], reveal_secrets=_reveals(request), actor=request_actor(request))
+            explain=query["explain"], reveal_secrets=_reveals(request), actor=request_actor(request),
+            position=getattr(request, "registry_position", None))
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return HttpResponse(body, content_type="application/json", headers={"ETag": etag})
