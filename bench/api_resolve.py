@@ -111,11 +111,8 @@ SERVINGS = {
                                  "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
     "uvicorn, 2 workers (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
                                   "--workers", "2", "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-    "gunicorn sync, 2 workers (WSGI)": [
+    "gunicorn sync, 2 workers (WSGI; the documented production API serving)": [
         sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
-        "--log-level", "warning"],
-    "gunicorn sync, 4 workers (WSGI; the documented production API serving)": [
-        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "4",
         "--log-level", "warning"],
 }
 ENDPOINTS = {
