@@ -1,4 +1,7 @@
-"""WebSocket routes. The chat consumer (/ws/chat/<room>/) and the config watch (/ws/config/)
-are added here by their issues; the ASGI router already checks origins in front of them."""
+"""WebSocket routes of the chat."""
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from .consumers import ChatConsumer
+
+websocket_urlpatterns = [re_path(r"^ws/chat/(?P<room>[^/]+)/$", ChatConsumer.as_asgi())]

@@ -22,6 +22,8 @@ KEY_DEFINITIONS = [
     ("chat.signing_keys", "Keys that sign chat tickets; the first signs, all verify.",
      {"type": "array", "items": {"type": "string", "minLength": 32}, "minItems": 1}, True, None),
     ("chat.welcome_message", "Shown to a user when they join a room.", {"type": "string"}, False, None),
+    ("chat.allowed_rooms", "Rooms the user may join; absent or null: every room.",
+     {"type": ["array", "null"], "items": {"type": "string", "minLength": 1, "maxLength": 100}}, False, None),
     ("feature.dark_mode", "Dark theme in the chat page.", {"type": "boolean"}, False, False),
 ]
 

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..exceptions import (
-    InvalidInput, NotFound, RegistryUnavailable, SecretUndecryptable, VersionConflict,
+    InvalidInput, NotFound, RegistryUnavailable, SecretUndecryptable, SecurityConfigMissing, VersionConflict,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ def exception_handler(exc, context):
         return _answer("not_found", str(exc), 404)
     if isinstance(exc, VersionConflict):
         return _answer("version_conflict", str(exc), 409, current_version=exc.current)
+    if isinstance(exc, SecurityConfigMissing):
+        return _answer("not_configured", str(exc), 503)
     if isinstance(exc, (RegistryUnavailable, DatabaseError)):
         logger.warning("registry unavailable: %s", exc)
         return _answer("unavailable", "the registry database is unavailable; retry shortly", 503)

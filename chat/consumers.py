@@ -1,0 +1,156 @@
+"""The chat socket: authenticate with a ticket, join the room, relay messages within the limits
+of the user's resolved configuration, and follow that configuration live."""
+
+import hashlib
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
+
+from config_registry.asyncdb import db_call
+from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
+from config_registry.live import REVISIONS_GROUP
+from config_registry.ratelimit import window_count
+
+from .selectors import chat_config, room_history
+from .services import message_post
+from .tickets import TicketInvalid, ticket_verify
+
+logger = logging.getLogger(__name__)
+
+CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN = 4400, 4401, 4403
+CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1009, 1013, 1011
+MAX_FRAME_BYTES = 64 * 1024
+MAX_ROOM_LENGTH = 100
+UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
+
+
+def room_problem(room: str) -> str | None:
+    if not 1 <= len(room) <= MAX_ROOM_LENGTH:
+        return f"a room name has 1 to {MAX_ROOM_LENGTH} characters"
+    if any(not character.isprintable() for character in room):
+        return "a room name cannot contain control characters"
+    return None
+
+
+def room_group(room: str) -> str:
+    # Channel layer group names are short ASCII; room names may be any printable text.
+    return "chat.room." + hashlib.sha256(room.encode()).hexdigest()[:40]
+
+
+def may_chat(config: dict, room: str) -> str | None:
+    """Why this configuration does not let its user chat in `room`, or None."""
+    if config.get("chat.enabled", True) is not True:
+        return "chat is disabled for this user (chat.enabled)"
+    allowed = config.get("chat.allowed_rooms")
+    if isinstance(allowed, list) and room not in allowed:
+        return f"room {room!r} is not among this user's chat.allowed_rooms"
+    return None
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    """ws/chat/<room>/?ticket=<JWT>. The handshake is accepted first and then closed with an
+    application code, so that every client (browsers too) sees why: 4401 ticket, 4403 not allowed
+    to chat, 4400 bad room name, 1013 registry unavailable; 1009 for a frame over 64 KiB."""
+
+    user = None
+    config: dict = {}
+
+    async def connect(self):
+        await self.accept()
+        self.room = self.scope["url_route"]["kwargs"]["room"]
+        problem = room_problem(self.room)
+        if problem:
+            return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", problem)
+        ticket = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket", [""])[-1]
+        try:
+            user = await db_call(ticket_verify)(ticket)
+            config = await db_call(chat_config)(user.username)
+        except TicketInvalid as error:
+            return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
+        except UNAVAILABLE as error:
+            logger.warning("chat connect refused with 1013: %s", error)
+            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
+        refusal = may_chat(config, self.room)
+        if refusal:
+            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
+        self.user, self.config = user, config
+        await self.channel_layer.group_add(room_group(self.room), self.channel_name)
+        await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
+        history = await db_call(room_history)(self.room)
+        await self.send_json({"type": "history", "messages": history})
+        await self.send_json({"type": "config", "values": self.config})
+
+    async def disconnect(self, code):
+        if self.user is not None:
+            await self.channel_layer.group_discard(room_group(self.room), self.channel_name)
+            await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
+
+    async def dispatch(self, message):
+        try:
+            await super().dispatch(message)
+        except Exception:
+            # Only real bugs get here; expected failures are handled where they happen.
+            logger.exception("chat consumer failed on %s (user=%s, room=%r)", message.get("type"),
+                             getattr(self.user, "username", None), getattr(self, "room", None))
+            await self.close(code=CLOSE_INTERNAL)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.user is None:
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_FRAME_BYTES:
+            return await self.close(code=CLOSE_TOO_BIG)
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict) or content.get("type") != "message" or not isinstance(content.get("text"), str):
+            return await self._error("bad_request", 'send {"type": "message", "text": "…"} as JSON text')
+        await self.post(content["text"])
+
+    async def post(self, text: str):
+        if not text.strip():
+            return await self._error("bad_request", "the message is empty")
+        limit = self.config.get("chat.max_message_length", 2000)
+        if len(text) > limit:
+            return await self._error("too_long", f"messages are at most {limit} characters; this one has {len(text)}")
+        per_minute = self.config.get("chat.rate_limit_per_minute", 30)
+        try:
+            count, wait = await db_call(window_count)(f"chat:{self.user.pk}", 60)
+            if count > per_minute:
+                return await self._error("rate_limited", f"at most {per_minute} messages a minute: "
+                                                         f"retry in {int(wait) + 1} s")
+            message = await db_call(message_post)(room=self.room, user=self.user, text=text)
+        except UNAVAILABLE:
+            return await self._error("unavailable", "the message could not be stored; retry shortly")
+        await self.channel_layer.group_send(room_group(self.room), {"type": "chat.message", **message})
+
+    async def chat_message(self, event):
+        await self.send_json({key: event[key] for key in ("id", "user", "text", "at")} | {"type": "message"})
+
+    async def registry_revision(self, event):
+        """A publish somewhere: re-resolve this user's chat configuration and apply it live."""
+        if self.user is None:
+            return
+        try:
+            config = await db_call(chat_config)(self.user.username)
+        except UNAVAILABLE:
+            logger.warning("chat could not re-resolve %s's configuration; keeping the current one", self.user)
+            return
+        if config == self.config:
+            return
+        self.config = config
+        refusal = may_chat(config, self.room)
+        if refusal:
+            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
+        await self.send_json({"type": "config", "values": config})
+
+    async def _error(self, code: str, message: str):
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def _refuse(self, close_code: int, code: str, message: str):
+        await self._error(code, message)
+        await self.close(code=close_code)
