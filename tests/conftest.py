@@ -1,8 +1,10 @@
 """Shared fixtures: actors, users and groups, layers, fresh encryption keys, a real ASGI server."""
 
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,6 +16,10 @@ from hypothesis import settings as hypothesis_settings
 from config_registry.audit import Actor
 from config_registry.models import Layer
 from config_registry.services import layer_create, token_create, version_publish
+
+# Playwright's sync API keeps an event loop in the test thread; the tests' own database set-up
+# and teardown are not async code, so tell Django not to refuse them (tests only).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # Deterministic property tests: the same examples every run, no timing-based failures.
 hypothesis_settings.register_profile("registry", deadline=None, derandomize=True, max_examples=200)
@@ -114,6 +120,47 @@ def api():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def server_processes(transactional_db, settings, tmp_path):
+    """start() runs `uvicorn project.asgi:application` in a new process on the test database (and
+    REDIS_URL, if set) on a free port, and returns (address, log file); all are stopped at the end."""
+    import subprocess
+    import sys
+
+    started = []
+
+    def start() -> tuple[str, Path]:
+        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
+               "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
+               "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO"}
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)  # connections wait in the backlog until uvicorn has started
+        log = tmp_path / f"server-{len(started)}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
+                 "--lifespan", "off", "--ws-max-size", "65536"],
+                cwd=settings.BASE_DIR, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
+        started.append(process)
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+        sock.close()
+        return address, log
+
+    yield start
+    for process in started:
+        process.terminate()
+    for process in started:
+        process.wait(timeout=30)
 
 
 @pytest.fixture

@@ -3,20 +3,13 @@ next resolve through another, and pushed to the watch sockets that other one hol
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from config_registry.models import Layer
 
-ROOT = Path(settings.BASE_DIR)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -26,35 +19,9 @@ def shared_services(postgres_only):
         pytest.skip("needs Redis: run with REDIS_URL=redis://… (the shared channel layer and cache)")
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
-def two_servers(shared_services):
-    """Two uvicorn processes on free ports, on the test database; stopped at the end."""
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
-           "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
-           "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "WARNING"}
-    processes, addresses = [], []
-    try:
-        for _ in range(2):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(128)  # connections wait in the backlog until uvicorn has started
-            addresses.append(f"127.0.0.1:{sock.getsockname()[1]}")
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
-                 "--lifespan", "off", "--log-level", "warning"],
-                cwd=ROOT, env=env, pass_fds=[sock.fileno()]))
-            sock.close()
-        yield addresses
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+def two_servers(shared_services, server_processes):
+    return [server_processes()[0], server_processes()[0]]
 
 
 def _http(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:

@@ -48,6 +48,7 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/ws/chat/${encodeURIComponent(room)}/?ticket=${encodeURIComponent(token)}`);
     const current = socket;
+    let explained = false;  // the server's error frame says more than a close code
     socket.onopen = () => { setStatus(`#${room}`); };
     socket.onmessage = (event) => {
       const frame = JSON.parse(event.data);
@@ -60,14 +61,14 @@
         $("text").maxLength = values["chat.max_message_length"] || 2000;
         $("limits").textContent = `≤ ${values["chat.max_message_length"]} characters, ${values["chat.rate_limit_per_minute"]} messages/min`;
       } else if (frame.type === "error") {
-        showError(frame.message);
+        showError(frame.message); explained = true;
       }
     };
     socket.onclose = (event) => {
       if (current !== socket) return;  // a room switch replaced it
       enableSending(false);
       setStatus(`disconnected (${event.code})`);
-      if (reasons[event.code]) showError(reasons[event.code]);
+      if (reasons[event.code] && !explained) showError(reasons[event.code]);
       const retry = event.code === 4401 || event.code === 1013 || event.code === 1006 || event.code === 1001;
       if (retry && retries < 5) { retries += 1; setTimeout(connect, 500 * 2 ** retries); }
     };
