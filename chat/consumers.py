@@ -6,6 +6,7 @@ import json
 import logging
 from urllib.parse import parse_qs
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
@@ -13,10 +14,11 @@ from config_registry.asyncdb import db_call
 from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
 from config_registry.live import REVISIONS_GROUP
 from config_registry.ratelimit import window_count
+from config_registry.selectors import Position, position_observed
 
-from .selectors import chat_config, room_history
-from .services import message_post
-from .tickets import TicketInvalid, ticket_verify
+from .selectors import chat_config
+from .services import may_chat, message_post, session_open
+from .tickets import TicketInvalid
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +42,6 @@ def room_group(room: str) -> str:
     return "chat.room." + hashlib.sha256(room.encode()).hexdigest()[:40]
 
 
-def may_chat(config: dict, room: str) -> str | None:
-    """Why this configuration does not let its user chat in `room`, or None."""
-    if config.get("chat.enabled", True) is not True:
-        return "chat is disabled for this user (chat.enabled)"
-    allowed = config.get("chat.allowed_rooms")
-    if isinstance(allowed, list) and room not in allowed:
-        return f"room {room!r} is not among this user's chat.allowed_rooms"
-    return None
-
-
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     """ws/chat/<room>/?ticket=<JWT>. The handshake is accepted first and then closed with an
     application code, so that every client (browsers too) sees why: 4401 ticket, 4403 not allowed
@@ -66,21 +58,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", problem)
         ticket = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket", [""])[-1]
         try:
-            user = await db_call(ticket_verify)(ticket)
-            config = await db_call(chat_config)(user.username)
+            session = await db_call(session_open)(ticket=ticket, room=self.room)
         except TicketInvalid as error:
             return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except UNAVAILABLE as error:
             logger.warning("chat connect refused with 1013: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
-        refusal = may_chat(config, self.room)
-        if refusal:
-            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
-        self.user, self.config = user, config
+        if session.refusal:
+            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
+        self.user, self.config = session.user, session.config
         await self.channel_layer.group_add(room_group(self.room), self.channel_name)
         await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
-        history = await db_call(room_history)(self.room)
-        await self.send_json({"type": "history", "messages": history})
+        await self.send_json({"type": "history", "messages": session.history})
         await self.send_json({"type": "config", "values": self.config})
 
     async def disconnect(self, code):
@@ -91,6 +80,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def dispatch(self, message):
         try:
             await super().dispatch(message)
+        except StopConsumer:  # the normal end of a connection
+            raise
+        except OSError:
+            # ASGI: sending to a client that has just gone raises OSError. Nothing to do: its
+            # disconnect follows.
+            logger.debug("chat client gone before %s could be delivered", message.get("type"))
         except Exception:
             # Only real bugs get here; expected failures are handled where they happen.
             logger.exception("chat consumer failed on %s (user=%s, room=%r)", message.get("type"),
@@ -135,6 +130,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """A publish somewhere: re-resolve this user's chat configuration and apply it live."""
         if self.user is None:
             return
+        position_observed(Position(event["epoch"], event["revision"], event["token_generation"]))
         try:
             config = await db_call(chat_config)(self.user.username)
         except UNAVAILABLE:

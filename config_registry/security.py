@@ -18,21 +18,22 @@ _cache: dict[tuple[str, str], tuple[tuple[str, int], Any]] = {}
 _cache_lock = threading.Lock()
 
 
-def security_secret(key: str, *, service: str = "chat") -> Any:
+def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) -> Any:
     """The plaintext of secret `key` for (REGISTRY_ENVIRONMENT, `service`), at the current revision.
 
     Kept in process memory per revision, so a hot path pays one small query and a publish
-    anywhere is seen at the next call. The process is the reader here, not a person, so reads
-    are not audited. Raises SecurityConfigMissing if the key is absent or was not published as
+    anywhere is seen at the next call; with `max_age`, a hot path may even skip that query and
+    trust the position this process saw (read, or announced on the channel layer) at most that
+    many seconds ago. The process is the reader here, not a person, so reads are not audited. Raises SecurityConfigMissing if the key is absent or was not published as
     a secret, RegistryUnavailable if the database cannot be reached.
     """
     environment = settings.REGISTRY_ENVIRONMENT
     try:
-        epoch, revision, _ = registry_position()
+        epoch, revision, _ = registry_position(max_age)
         cached = _cache.get((service, key))
         if cached is not None and cached[0] == (epoch, revision):
             return cached[1]
-        revision, resolution = service_resolution(environment=environment, service=service)
+        revision, resolution = service_resolution(environment=environment, service=service, max_age=max_age)
     except DatabaseError as error:
         raise RegistryUnavailable(f"the registry database is unavailable: {error}") from error
     if key not in resolution.values:

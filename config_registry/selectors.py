@@ -3,6 +3,7 @@
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -55,16 +56,14 @@ class ResolvedConfig:
 
 @contextmanager
 def consistent_read() -> Iterator[None]:
-    """One snapshot for every query inside: REPEATABLE READ on PostgreSQL, a read transaction on
-    SQLite. Inside a caller's transaction its isolation applies; the revision filter still
-    keeps versions consistent."""
-    if connection.in_atomic_block:
+    """On PostgreSQL, one REPEATABLE READ snapshot for every query inside. Elsewhere (and inside a
+    caller's transaction) the revision filter of _snapshots still keeps versions consistent."""
+    if connection.in_atomic_block or connection.vendor != "postgresql":
         yield
         return
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield
 
 
@@ -80,12 +79,30 @@ class Position(NamedTuple):
 _POSITION_SQL = f"SELECT epoch, revision, token_generation FROM {RegistryState._meta.db_table} WHERE id = 1"
 
 
-def registry_position() -> Position:
+_observed: tuple[Position, float] | None = None  # the newest position this process has seen, and when
+
+
+def registry_position(max_age: float = 0.0) -> Position:
+    """The registry's position, read now; or, with `max_age` seconds, the newest one this process
+    has seen (read, or announced on the channel layer) if that is recent enough."""
+    observed = _observed
+    if max_age and observed is not None and time.monotonic() - observed[1] <= max_age:
+        return observed[0]
     # Plain SQL: every API read asks this, and compiling an ORM query would be most of its cost.
     with connection.cursor() as cursor:
         cursor.execute(_POSITION_SQL)
         row = cursor.fetchone()
-    return Position(str(row[0]).replace("-", ""), row[1], row[2]) if row else Position("", 0, 0)
+    position = Position(str(row[0]).replace("-", ""), row[1], row[2]) if row else Position("", 0, 0)
+    position_observed(position)
+    return position
+
+
+def position_observed(position: Position) -> None:
+    """Remember a position seen now, unless this process already knows a newer one."""
+    global _observed
+    current = _observed
+    if current is None or current[0].epoch != position.epoch or position >= current[0]:
+        _observed = (position, time.monotonic())
 
 
 def registry_revision() -> int:
@@ -161,12 +178,13 @@ def _resolution(environment: str, service: str, user: str | None) -> tuple[int, 
     return revision, resolve(snapshots)
 
 
-def _cached_resolution(environment: str, service: str, user: str | None) -> tuple[int, Resolution]:
+def _cached_resolution(environment: str, service: str, user: str | None,
+                       max_age: float = 0.0) -> tuple[int, Resolution]:
     """_resolution through the shared cache, keyed by (epoch, revision, context): a publish moves
     the revision, so every process sees it at once and nothing needs invalidating."""
     _check_name("environment", environment)
     _check_name("service", service)
-    epoch, revision, _ = registry_position()
+    epoch, revision, _ = registry_position(max_age)
     cached = cache.get(_cache_key("resolution", epoch, revision, environment, service, user))
     if cached is not None:
         return cached
@@ -181,16 +199,18 @@ def _cache_key(kind: str, *parts: Any) -> str:
 
 
 def config_resolve(*, environment: str, service: str, user: str | None,
-                   reveal_secrets: bool = False, actor: Actor | None = None) -> ResolvedConfig:
+                   reveal_secrets: bool = False, actor: Actor | None = None,
+                   max_age: float = 0.0) -> ResolvedConfig:
     """Resolve (environment, service, user) at one revision: defaults → global → environment →
     service → the user's groups by priority → user. `user=None` stops at the service level.
 
     Secrets are masked unless `reveal_secrets`; a reveal needs an `actor` and is audited.
-    Raises NotFound for an unknown user, InvalidInput for bad names.
+    `max_age` lets a hot path use the position this process saw at most that many seconds ago
+    (see registry_position). Raises NotFound for an unknown user, InvalidInput for bad names.
     """
     if reveal_secrets and actor is None:
         raise ValueError("revealing secrets needs an actor to audit")
-    revision, resolution = _cached_resolution(environment, service, user)
+    revision, resolution = _cached_resolution(environment, service, user, max_age)
     context = {"environment": environment, "service": service}
     if user is not None:
         context["user"] = user
@@ -271,9 +291,9 @@ def sealed_open(sealed: Sealed) -> Any:
     return crypto.decrypt(sealed.ciphertext, place=sealed.place, version=sealed.version)
 
 
-def service_resolution(*, environment: str, service: str) -> tuple[int, Resolution]:
+def service_resolution(*, environment: str, service: str, max_age: float = 0.0) -> tuple[int, Resolution]:
     """For the security accessor only: a service's own config, secrets sealed, nothing audited."""
-    return _resolution(environment, service, None)
+    return _cached_resolution(environment, service, None, max_age)
 
 
 def _context_label(context: dict[str, str]) -> str:

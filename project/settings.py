@@ -110,7 +110,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
     # A file, not memory, for the test database too: tests inspect the bytes at rest.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Writers take the lock when their transaction begins (so a busy database is waited for, not
+    # failed), and readers do not block writers (WAL).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A connection pool per process (psycopg's), safe under ASGI and WSGI alike: Django's
     # persistent connections are not, under ASGI (each thread/context keeps its own).
@@ -195,6 +198,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # The ASGI server's own loggers: through the same redacting handler.
-    "loggers": {name: {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["redact"]}
+    "loggers": {name: {"handlers": ["console"], "propagate": False, "filters": ["redact"]}
                 for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "daphne", "gunicorn.error")},
 }

@@ -382,3 +382,37 @@ def test_chat__rotation__new_key_first_drops_nobody_both_verify_then_old_key_rem
         await connected.disconnect()
 
     _run(scenario())
+
+
+def test_chat__normal_disconnect_and_late_delivery__log_no_error(chat, caplog):
+    async def scenario():
+        alice, _, _ = await _join("lobby", "alice")
+        bob, _, _ = await _join("lobby", "bob")
+        await bob.disconnect()
+        await alice.send_json_to({"type": "message", "text": "bob has left"})
+        assert (await alice.receive_json_from(timeout=5))["text"] == "bob has left"
+        await alice.disconnect()
+
+    with caplog.at_level("WARNING"):
+        _run(scenario())
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+
+
+def test_chat__unexpected_bug__logged_with_context_and_closed_with_1011(chat, caplog, monkeypatch):
+    from chat import consumers
+
+    def broken(**kwargs):
+        raise RuntimeError("a bug in message storage")
+
+    monkeypatch.setattr(consumers, "message_post", broken)
+
+    async def scenario():
+        socket, _, _ = await _join("lobby", "alice")
+        await socket.send_json_to({"type": "message", "text": "boom"})
+        assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 1011}
+
+    with caplog.at_level("ERROR"):
+        _run(scenario())
+    record = next(r for r in caplog.records if r.name == "chat.consumers")
+    assert "user=alice" in record.getMessage() and "room='lobby'" in record.getMessage()
+    assert "a bug in message storage" in record.exc_text or "a bug in message storage" in str(record.exc_info[1])

@@ -58,7 +58,7 @@ def test_security_secret__new_publish__seen_at_the_next_call(make_layer, actor):
 
 
 def test_security_secret__database_down__registry_unavailable(db, monkeypatch):
-    def unavailable():
+    def unavailable(*args):
         raise DatabaseError("connection refused")
 
     monkeypatch.setattr(security, "registry_position", unavailable)
