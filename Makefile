@@ -33,7 +33,8 @@ run: $(VENV)/.runtime-installed
 	$(MAKE) --no-print-directory serve
 
 serve: $(VENV)/.runtime-installed
-	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --lifespan off
+	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --lifespan off \
+	  --timeout-graceful-shutdown 5
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -86,7 +86,8 @@ def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]
     with open(log, "ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", str(sock.fileno()),
-             "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--ws-max-size", "65536"],
+             "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--ws-max-size", "65536",
+             "--timeout-graceful-shutdown", "5"],
             cwd=ROOT, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
     address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.close()

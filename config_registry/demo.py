@@ -72,7 +72,7 @@ def demo_seed() -> DemoCredentials:
     _publish("environment:production", {"chat.rate_limit_per_minute": 30,
                                         "database.password": secrets.token_urlsafe(16)},
              ("database.password",), "Production")
-    _publish("service:chat", {"chat.max_message_length": 1000, "chat.history_size": 50},
+    _publish("service:chat", {"chat.max_message_length": 1000},
              description="The chat service")
     _publish("service:billing", {"billing.currency": "EUR", "billing.api_key": secrets.token_urlsafe(16)},
              ("billing.api_key",), "The billing service")

@@ -134,8 +134,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py's pool raises instead of waiting when exhausted: size it for bursts of joins.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
+            "CONFIG": {"hosts": [{
+                "address": REDIS_URL,
+                # redis-py's pool raises instead of waiting when exhausted: size it for bursts of joins.
+                "max_connections": 1000,
+                # channels_redis waits on BZPOPMIN for 5 s; redis-py's default read timeout is also
+                # 5 s, so idle consumers would die of TimeoutError (1011). Read well past the wait.
+                "socket_timeout": 10,
+                "socket_keepalive": True,
+            }]},
         }
     }
 else:

@@ -149,7 +149,7 @@ def server_processes(transactional_db, settings, tmp_path):
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
-                 "--lifespan", "off", "--ws-max-size", "65536"],
+                 "--lifespan", "off", "--ws-max-size", "65536", "--timeout-graceful-shutdown", "5"],
                 cwd=settings.BASE_DIR, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
         started.append(process)
         address = f"127.0.0.1:{sock.getsockname()[1]}"

@@ -120,3 +120,20 @@ def test_chat_e2e__300_clients_join_one_room_at_once__all_connect_and_receive(ch
 
     asyncio.run(scenario())
     assert "Too many connections" not in log.read_text()
+
+
+def test_chat_e2e__idle_connections_through_redis__stay_open_without_errors(chat, redis_layer, server_processes):
+    """Idle consumers wait on Redis (BZPOPMIN, 5 s at a time): no read timeout may kill them."""
+    address, log = server_processes()
+    urls = [_url(address, "idle", "alice") for _ in range(20)]
+
+    async def scenario():
+        sockets = await asyncio.gather(*(_open(url) for url in urls))
+        await asyncio.sleep(12)  # the subject of the test: two and more of channels_redis's waits
+        await sockets[0].send(json.dumps({"type": "message", "text": "still there?"}))
+        received = await asyncio.gather(*(_next_message(socket) for socket in sockets))
+        assert {frame["text"] for frame in received} == {"still there?"}
+        await asyncio.gather(*(socket.close() for socket in sockets))
+
+    asyncio.run(scenario())
+    assert "Exception in ASGI application" not in log.read_text()
