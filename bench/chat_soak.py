@@ -192,7 +192,8 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
-        errors = [line for line in log.read_text().splitlines() if "Traceback" in line or "ERROR" in line]
+        served = log.read_text().split("Shutting down")[0]  # the stop at the end is not the soak's
+        errors = [line for line in served.splitlines() if "Traceback" in line or "ERROR" in line]
         if errors and os.environ.get("SOAK_SHOW_LOG"):
             print("\n".join(line for line in log.read_text().splitlines() if "INFO" not in line)[:6000])
         print(f"  server errors logged: {len(errors)}" + (f"; the first: {errors[0]}" if errors else ""))
