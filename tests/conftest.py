@@ -175,7 +175,7 @@ def asgi_server(transactional_db) -> Iterator[str]:
     sock.listen(128)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning",
-                                           ws_max_size=65536))
+                                           ws_max_size=65536, timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -55,7 +55,7 @@ def test_version_publish__20_threads_same_base__one_wins_per_base_versions_conti
     assert [v.number for v in versions] == [1, 2, 3, 4]
     revisions = [v.revision for v in versions]
     assert revisions == sorted(set(revisions))
-    for number, winner in zip((2, 3, 4), winners):
+    for number, winner in zip((2, 3, 4), winners, strict=True):
         values = {k: s.value for k, s in version_states(layer, number).items()}
         assert values["counter"] == winner and versions[number - 1].author == f"w{winner}"
         # The base's keys plus this round's: nothing lost, nothing from a losing writer.
