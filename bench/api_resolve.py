@@ -111,9 +111,6 @@ SERVINGS = {
                                  "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
     "uvicorn, 2 workers (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
                                   "--workers", "2", "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-    "gunicorn gthread, 2 workers x 4 threads (WSGI)": [
-        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
-        "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"],
     "gunicorn sync, 2 workers (WSGI; the documented production API serving)": [
         sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
         "--log-level", "warning"],
