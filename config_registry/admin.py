@@ -1,13 +1,35 @@
-"""Admin screens: a client of services and selectors. Issue #5 builds the full editor; until
-then the admin lets staff look at the registry, and nothing in it can bypass the services."""
+"""Admin screens: a client of services and selectors, nothing more.
 
-from django.contrib import admin
+Layers are edited as a table of entries; saving publishes a new version (with a comment) through
+version_publish. History, diffs, rollback (after a confirmation), preview as a user, and reveal of
+one secret at a time (with the reveal permission, audited) hang off the layer's page.
+"""
 
-from .models import AuditEvent, KeyDefinition, Layer, LayerVersion, ServiceToken
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import selectors, services
+from .admin_editor import EntryFormSet, editor_change, editor_initial
+from .audit import Actor
+from .diff import diff_as_dict
+from .exceptions import InvalidInput, NotFound, SecretUndecryptable, VersionConflict
+from .models import AuditEvent, KeyDefinition, Layer, LayerVersion, Scope, ServiceToken
+
+REVEAL_PERMISSION = "config_registry.reveal_secret"
+
+
+def admin_actor(request) -> Actor:
+    return Actor(f"admin:{request.user.get_username()}", request.META.get("REMOTE_ADDR", ""))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is changed only through services (publish, rollback, audit_record)."""
+    """History is written only through services (publish, rollback, audit_record)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -19,11 +41,195 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class LayerCreateForm(forms.ModelForm):
+    ref = forms.CharField(help_text="global, environment:<name>, service:<name>, group:<name> or user:<username>")
+
+    class Meta:
+        model = Layer
+        fields = ["description", "priority"]
+
+
 @admin.register(Layer)
-class LayerAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "level", "current_version", "updated_by", "updated_at"]
+class LayerAdmin(admin.ModelAdmin):
+    list_display = ["ref_link", "level", "current_version", "updated_by", "updated_at", "description"]
     list_filter = ["level"]
-    search_fields = ["name", "description"]
+    search_fields = ["name", "description", "updated_by"]
+    ordering = ["level", "name"]
+
+    # Creating -------------------------------------------------------------------------------
+
+    def get_form(self, request, obj=None, **kwargs):
+        return LayerCreateForm if obj is None else super().get_form(request, obj, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            created = services.layer_create(ref=form.cleaned_data["ref"], description=obj.description,
+                                            priority=obj.priority, actor=admin_actor(request))
+            obj.pk, obj.level, obj.name = created.pk, created.level, created.name
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except InvalidInput as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # versions are history; a layer with versions is never deleted
+
+    @admin.display(description="layer", ordering="name")
+    def ref_link(self, layer):
+        return layer.ref
+
+    # The editor replaces the change form ------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("preview/", view(self.preview_view), name="config_registry_layer_preview"),
+            path("<int:object_id>/history/", view(self.versions_view), name="config_registry_layer_versions"),
+            path("<int:object_id>/diff/", view(self.diff_view), name="config_registry_layer_diff"),
+            path("<int:object_id>/rollback/<int:number>/", view(self.rollback_view),
+                 name="config_registry_layer_rollback"),
+            path("<int:object_id>/reveal/", view(self.reveal_view), name="config_registry_layer_reveal"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request, layer, **extra):
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, "layer": layer,
+                "title": layer.ref if layer else "Preview as a user",
+                "can_change": self.has_change_permission(request, layer),
+                "can_reveal": request.user.has_perm(REVEAL_PERMISSION), **extra}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        layer = get_object_or_404(Layer, pk=object_id)
+        if not self.has_view_or_change_permission(request, layer):
+            raise PermissionDenied
+        base = int(request.POST.get("base_version", layer.current_version)) if request.method == "POST" \
+            else layer.current_version
+        entries, secrets = selectors.version_entries(layer, base)
+        definitions = {d.key: d for d in KeyDefinition.objects.filter(key__in=list(entries))}
+        context = {"base_version": base, "comment": request.POST.get("comment", ""), "definitions": definitions}
+        if request.method != "POST":
+            formset = EntryFormSet(initial=editor_initial(entries, secrets))
+            return self._editor(request, layer, formset, context)
+        if not self.has_change_permission(request, layer):
+            raise PermissionDenied
+        formset = EntryFormSet(request.POST)
+        if not formset.is_valid():
+            return self._editor(request, layer, formset, context)
+        change = editor_change(formset, entries)
+        context["row_errors"] = change.errors
+        if change.errors:
+            return self._editor(request, layer, formset, context)
+        if "_preview" in request.POST:
+            reach, who = selectors.layer_reach(layer)
+            context.update(pending=diff_as_dict(change.diff(entries, secrets)), reach=reach, reach_who=who)
+            return self._editor(request, layer, formset, context)
+        try:
+            version = services.version_publish(layer=layer, base_version=base, set_=change.set_, unset=change.unset,
+                                               secrets=change.secrets, comment=context["comment"],
+                                               actor=admin_actor(request))
+        except VersionConflict as error:
+            # Keep what the admin typed; show what the other publish changed; base the next save on it.
+            layer.refresh_from_db()
+            context.update(conflict=error, base_version=layer.current_version, theirs=diff_as_dict(
+                selectors.version_diff(layer=layer, from_number=base, to_number=layer.current_version)))
+            return self._editor(request, layer, formset, context)
+        except InvalidInput as error:
+            context["row_errors"] = error.errors
+            context["problem"] = error.message
+            return self._editor(request, layer, formset, context)
+        self.message_user(request, f"Published {layer.ref} version {version.number}.", messages.SUCCESS)
+        return HttpResponseRedirect(request.path)
+
+    def _editor(self, request, layer, formset, context):
+        return TemplateResponse(request, "admin/config_registry/layer_editor.html",
+                                self._context(request, layer, formset=formset, **context))
+
+    # History, diff, rollback --------------------------------------------------------------------
+
+    def versions_view(self, request, object_id):
+        layer = self._viewable(request, object_id)
+        versions = layer.versions.order_by("-number")
+        return TemplateResponse(request, "admin/config_registry/layer_versions.html",
+                                self._context(request, layer, versions=versions))
+
+    def diff_view(self, request, object_id):
+        layer = self._viewable(request, object_id)
+        try:
+            to = int(request.GET.get("to", layer.current_version))
+            start = int(request.GET.get("from", max(to - 1, 0)))
+            diff = diff_as_dict(selectors.version_diff(layer=layer, from_number=start, to_number=to))
+        except (ValueError, NotFound) as error:
+            self.message_user(request, f"Cannot show that diff: {error}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
+        return TemplateResponse(request, "admin/config_registry/layer_diff.html", self._context(
+            request, layer, diff=diff, start=start, to=to, numbers=range(0, layer.current_version + 1)))
+
+    def rollback_view(self, request, object_id, number):
+        layer = self._viewable(request, object_id)
+        if not self.has_change_permission(request, layer):
+            raise PermissionDenied
+        if request.method == "POST":
+            try:
+                version = services.version_rollback(layer=layer, to_version=number,
+                                                    base_version=int(request.POST["base_version"]),
+                                                    actor=admin_actor(request), comment=request.POST.get("comment", ""))
+            except (VersionConflict, InvalidInput, NotFound) as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"Rolled {layer.ref} back to version {number}: published version "
+                                           f"{version.number}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
+        layer.refresh_from_db()
+        diff = diff_as_dict(selectors.version_diff(layer=layer, from_number=layer.current_version, to_number=number))
+        return TemplateResponse(request, "admin/config_registry/layer_rollback.html",
+                                self._context(request, layer, number=number, diff=diff))
+
+    # Reveal one secret ---------------------------------------------------------------------------
+
+    def reveal_view(self, request, object_id):
+        layer = self._viewable(request, object_id)
+        if request.method != "POST" or not request.user.has_perm(REVEAL_PERMISSION):
+            raise PermissionDenied
+        key = request.POST.get("key", "")
+        try:
+            value = selectors.secret_reveal(layer=layer, key=key, actor=admin_actor(request))
+        except (NotFound, SecretUndecryptable) as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:config_registry_layer_change", args=[layer.pk]))
+        response = TemplateResponse(request, "admin/config_registry/layer_reveal.html",
+                                    self._context(request, layer, key=key, value=value))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    # Preview as a user ---------------------------------------------------------------------------
+
+    def preview_view(self, request):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        form = PreviewForm(request.GET or None)
+        resolved, problem = None, None
+        if form.is_valid():
+            try:
+                resolved = selectors.config_resolve(**{k: v or None for k, v in form.cleaned_data.items()})
+            except (InvalidInput, NotFound) as error:
+                problem = str(error)
+        return TemplateResponse(request, "admin/config_registry/preview.html",
+                                self._context(request, None, form=form, resolved=resolved, problem=problem))
+
+    def _viewable(self, request, object_id) -> Layer:
+        layer = get_object_or_404(Layer, pk=object_id)
+        if not self.has_view_or_change_permission(request, layer):
+            raise PermissionDenied
+        return layer
+
+
+class PreviewForm(forms.Form):
+    environment = forms.CharField(initial="production")
+    service = forms.CharField(initial="chat")
+    user = forms.CharField(required=False, help_text="a username; empty: the service level")
 
 
 @admin.register(LayerVersion)
@@ -31,22 +237,131 @@ class LayerVersionAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "revision", "author", "created_at", "comment"]
     list_filter = ["layer__level"]
     search_fields = ["layer__name", "author", "comment"]
+    exclude = []
+
+    def get_fields(self, request, obj=None):
+        return ["layer", "number", "revision", "author", "created_at", "comment", "rolled_back_from"]
+
+
+class KeyDefinitionForm(forms.ModelForm):
+    schema = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 70}),
+                             help_text='a JSON Schema, e.g. {"type": "integer", "minimum": 1}')
+    default = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+                              help_text="JSON; used when no layer defines the key (not for secrets)")
+
+    class Meta:
+        model = KeyDefinition
+        fields = ["key", "description", "schema", "secret", "has_default", "default"]
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        arguments = {"key": data.get("key") or self.instance.key, "description": data.get("description", ""),
+                     "schema": data.get("schema"), "secret": data.get("secret", False)}
+        if data.get("has_default"):
+            arguments["default"] = data.get("default")
+        return arguments
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            for field, problem in services.key_definition_problems(**self.service_arguments()).items():
+                self.add_error(field if field in self.fields else None, problem)
+        return cleaned
+
+    def validate_unique(self):
+        pass  # an existing key is replaced by the service, not refused
 
 
 @admin.register(KeyDefinition)
-class KeyDefinitionAdmin(ReadOnlyAdmin):
-    list_display = ["key", "secret", "has_default", "updated_by", "updated_at"]
+class KeyDefinitionAdmin(admin.ModelAdmin):
+    form = KeyDefinitionForm
+    list_display = ["key", "secret", "has_default", "description", "updated_by", "updated_at"]
+    list_filter = ["secret"]
     search_fields = ["key", "description"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["key"] if obj else []
+
+    def save_form(self, request, form, change):
+        return services.key_definition_save(**form.service_arguments(), actor=admin_actor(request))
+
+    def save_model(self, request, obj, form, change):
+        pass  # key_definition_save stored it, audited
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(help_text="lowercase letters, digits, - and _")
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+    environments = forms.CharField(required=False, help_text="comma-separated; empty: all")
+    services = forms.CharField(required=False, help_text="comma-separated; empty: all")
+    expires_at = forms.DateTimeField(required=False, help_text="empty: never")
 
 
 @admin.register(ServiceToken)
-class ServiceTokenAdmin(ReadOnlyAdmin):
-    list_display = ["name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at"]
+class ServiceTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "scopes", "environments", "services", "expires_at", "revoked_at",
+                    "last_used_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["name", "prefix", "scopes", "environments", "services", "created_at", "created_by",
+                       "expires_at", "revoked_at", "last_used_at"]
     exclude = ["token_hash"]
+    actions = ["revoke"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = TokenCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            names = lambda text: [n.strip() for n in text.split(",") if n.strip()]  # noqa: E731
+            try:
+                token, raw = services.token_create(
+                    name=data["name"], scopes=data["scopes"], environments=names(data["environments"]),
+                    services=names(data["services"]), expires_at=data["expires_at"], actor=admin_actor(request))
+            except InvalidInput as error:
+                for field, problem in error.errors.items():
+                    form.add_error(field if field in form.fields else None, problem)
+            else:
+                response = TemplateResponse(request, "admin/config_registry/token_created.html", {
+                    **self.admin_site.each_context(request), "opts": self.model._meta, "token": token, "raw": raw,
+                    "title": f"Token {token.name} created"})
+                response["Cache-Control"] = "no-store"
+                return response
+        return TemplateResponse(request, "admin/config_registry/token_add.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+            "title": "Create a service token"})
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            services.token_revoke(token=token, actor=admin_actor(request))
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["seq", "at", "actor", "action", "target", "source"]
-    list_filter = ["action"]
-    search_fields = ["actor", "target"]
+    list_filter = ["action", "at"]
+    search_fields = ["actor", "target", "action"]
+    date_hierarchy = "at"
+
+    def get_fields(self, request, obj=None):
+        return ["seq", "at", "actor", "action", "target", "source", "changes", "prev_hash", "hash"]
+
+    def view_on_site(self, obj):
+        return None
+
+
+admin.site.site_header = format_html("Config Registry")
+admin.site.site_title = "Config Registry"
+admin.site.index_title = "Configuration, secrets and their history"

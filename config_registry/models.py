@@ -67,6 +67,7 @@ class Layer(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["level", "name"], name="layer_unique_ref")]
         ordering = ["level", "name"]
+        permissions = [("reveal_secret", "Can reveal secret values, one at a time (audited)")]
 
     def __str__(self) -> str:
         return self.ref

@@ -386,3 +386,30 @@ def token_authenticate(raw: str, position: Position | None = None) -> ServiceTok
     if token.expires_at is not None and token.expires_at <= timezone.now():
         raise TokenRejected(f"service token {token.name!r} expired at {token.expires_at.isoformat()}")
     return token
+
+
+def layer_reach(layer: Layer) -> tuple[int, str]:
+    """How many (active) users a change to `layer` reaches, and who they are, in words."""
+    users = get_user_model().objects.filter(is_active=True)
+    if layer.level == Level.GROUP:
+        return users.filter(groups__name=layer.name).count(), f"the members of group {layer.name}"
+    if layer.level == Level.USER:
+        return users.filter(username=layer.name).count(), f"user {layer.name}"
+    where = {Level.GLOBAL: "in every environment and service",
+             Level.ENVIRONMENT: f"in environment {layer.name}",
+             Level.SERVICE: f"of service {layer.name}"}[layer.level]
+    return users.count(), f"every user {where}"
+
+
+def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:
+    """The plaintext of one secret of the layer's current version, for a person allowed to see
+    it; audited. Raises NotFound if the key is not a secret there."""
+    entry = Entry.objects.filter(version__layer=layer, version__number=layer.current_version, key=key,
+                                 secret=True).first()
+    if entry is None:
+        raise NotFound(f"{key!r} is not a secret of layer {layer.ref} version {layer.current_version}")
+    value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, key), version=layer.current_version)
+    with transaction.atomic():
+        audit_record(actor=actor, action="secret.reveal", target=layer.ref,
+                     changes={"keys": [key], "version": layer.current_version})
+    return value

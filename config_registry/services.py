@@ -277,10 +277,9 @@ def version_rollback(*, layer: Layer, to_version: int, base_version: int, actor:
 
 # Key definitions ----------------------------------------------------------------------------
 
-@transaction.atomic
-def key_definition_save(*, key: str, description: str = "", schema: Any = None,
-                        secret: bool = False, default: Any = _MISSING, actor: Actor) -> KeyDefinition:
-    """Create or replace the definition of `key`. A default acts as a layer below global."""
+def key_definition_problems(*, key: str, schema: Any = None, secret: bool = False,
+                            default: Any = _MISSING) -> dict[str, str]:
+    """What is wrong with a key definition, field by field (empty: nothing)."""
     errors = {}
     problem = key_problem(key)
     if problem:
@@ -295,6 +294,14 @@ def key_definition_save(*, key: str, description: str = "", schema: Any = None,
                 errors["default"] = f"violates the schema: {problem}"
     if secret and default is not _MISSING:
         errors["default"] = "a secret key cannot have a default (defaults are stored in plain text)"
+    return errors
+
+
+@transaction.atomic
+def key_definition_save(*, key: str, description: str = "", schema: Any = None,
+                        secret: bool = False, default: Any = _MISSING, actor: Actor) -> KeyDefinition:
+    """Create or replace the definition of `key`. A default acts as a layer below global."""
+    errors = key_definition_problems(key=key, schema=schema, secret=secret, default=default)
     if errors:
         raise InvalidInput(f"invalid key definition for {key!r}", errors)
     definition = KeyDefinition.objects.select_for_update().filter(key=key).first()

@@ -17,7 +17,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
 
 def test_asgi_server__admin_login_page_and_its_css__served(asgi_server):
     status, _, body = _get(f"http://{asgi_server}/admin/login/")
-    assert status == 200 and b"Django administration" in body
+    assert status == 200 and b"Log in | Config Registry" in body
     status, content_type, _ = _get(f"http://{asgi_server}/static/admin/css/base.css")
     assert status == 200 and content_type.startswith("text/css")
 
