@@ -264,7 +264,9 @@ class KeyDefinitionForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if not self.errors:
-            for field, problem in services.key_definition_problems(**self.service_arguments()).items():
+            arguments = self.service_arguments()
+            arguments.pop("description")
+            for field, problem in services.key_definition_problems(**arguments).items():
                 self.add_error(field if field in self.fields else None, problem)
         return cleaned
 

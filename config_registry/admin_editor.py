@@ -12,6 +12,7 @@ from django import forms
 from .diff import MASK, Change, EntryState, entries_diff
 
 NEW_ROWS = 3
+NEW_SECRET = "\x00a new secret value"  # differs from the mask, so a typed secret always shows as changed
 
 
 class EntryRowForm(forms.Form):
@@ -21,8 +22,10 @@ class EntryRowForm(forms.Form):
                             widget=forms.Textarea(attrs={"rows": 1, "cols": 48, "spellcheck": "false"}))
     secret = forms.BooleanField(required=False)
     delete = forms.BooleanField(required=False)
-    existing = forms.BooleanField(required=False, widget=forms.HiddenInput)
-    was_secret = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # "1" or "": hidden flags that read the same before and after a round trip through the form
+    # (a hidden BooleanField comes back as the text "False", which a template takes for true).
+    existing = forms.CharField(required=False, widget=forms.HiddenInput)
+    was_secret = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
 EntryFormSet = forms.formset_factory(EntryRowForm, extra=0)
@@ -33,7 +36,7 @@ def editor_initial(entries: dict[str, Any], secrets: list[str]) -> list[dict]:
     rows = []
     for key in sorted(entries):
         secret = key in secrets
-        rows.append({"key": key, "existing": True, "secret": secret, "was_secret": secret,
+        rows.append({"key": key, "existing": "1", "secret": secret, "was_secret": "1" if secret else "",
                      "value": "" if secret else json.dumps(entries[key], ensure_ascii=False)})
     return rows + [{"key": "", "value": ""} for _ in range(NEW_ROWS)]
 
@@ -53,7 +56,7 @@ class EditorChange:
             after.pop(key, None)
         for key, value in self.set_.items():
             secret = key in self.secrets or key in secrets
-            after[key] = EntryState(object() if secret else value, secret)  # a secret: always "changed"
+            after[key] = EntryState(NEW_SECRET if secret else value, secret)  # a secret: always "changed"
         return entries_diff(before, after)
 
 
@@ -65,23 +68,23 @@ def editor_change(formset: EntryFormSet, entries: dict[str, Any]) -> EditorChang
         if not key:
             continue
         if row.get("delete"):
-            if row.get("existing"):
+            if row.get("existing") == "1":
                 change.unset.append(key)
             continue
         text = row.get("value") or ""
-        if row.get("was_secret"):
+        if row.get("was_secret") == "1":
             if text.strip():  # a secret is write-only: an empty box keeps it as it is
                 change.set_[key] = _json(text, key, change)
                 change.secrets.append(key)
             continue
         if not text.strip():
-            if not row.get("existing"):
+            if row.get("existing") != "1":
                 change.errors[key] = "give a value as JSON (a string in double quotes, a number, true, …)"
             continue
         value = _json(text, key, change)
         if key in change.errors:
             continue
-        if row.get("existing") and key in entries and _same(entries[key], value):
+        if row.get("existing") == "1" and key in entries and _same(entries[key], value):
             continue
         change.set_[key] = value
         if row.get("secret"):

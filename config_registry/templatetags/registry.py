@@ -1,0 +1,13 @@
+"""Template filters for the registry's admin pages."""
+
+import json
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def as_json(value) -> str:
+    """A configuration value as a client sees it: JSON (true, null, "text"), not Python's repr."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,83 @@
+"""The admin in real Chromium: sign in, edit a layer, publish, see the diff, roll back."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config_registry.models import Layer
+from config_registry.selectors import version_states
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"  # git-ignored
+
+
+@pytest.fixture
+def admin_user(settings, make_layer):
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+
+    # The server process checks passwords with the real hashers, not the tests' fast one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    User.objects.create(username="root", password=make_password("pw-root"), is_staff=True, is_superuser=True)
+    return make_layer("environment:production", {"chat.rate_limit_per_minute": 30, "db.password": "hunter2-secret"},
+                      secrets=["db.password"])
+
+
+@pytest.fixture
+def chromium():
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_admin_in_chromium__edit_publish_diff_rollback(admin_user, server_processes, chromium):
+    address, _ = server_processes()
+    layer = admin_user
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(f"http://{address}/admin/login/?next=/admin/config_registry/layer/{layer.pk}/change/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#layer-editor")
+    assert "hunter2-secret" not in page.content()
+
+    rate = page.locator("tr:has(code:text-is('chat.rate_limit_per_minute')) textarea")
+    rate.fill("45")
+    new_key = page.locator("tr.new input[name$='-key']").first
+    new_key.fill("feature.search")
+    page.locator("tr.new textarea").first.fill("true")
+    page.fill("#id_comment", "faster chat in production")
+    page.click("input[name=_preview]")
+    page.wait_for_selector(".impact")
+    assert "every user in environment production" in page.inner_text(".impact")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "admin-layer-editor.png", full_page=True)
+    # The preview keeps every typed value: a plain value is still plain and still the new one.
+    assert rate.input_value() == "45"
+    page.click("input[name=_publish]")
+    page.wait_for_selector("text=Published environment:production version 2")
+    assert page.inner_text("#current-version") == "2"
+
+    page.click("text=History")
+    page.click("#versions tr:has-text('faster chat') >> text=diff")
+    page.wait_for_selector(".registry-diff")
+    diff = page.inner_text(".registry-diff")
+    assert "chat.rate_limit_per_minute" in diff and "45" in diff and "feature.search" in diff
+    page.screenshot(path=SCREENSHOTS / "admin-layer-diff.png", full_page=True)
+
+    page.click("text=History")
+    page.click("text=roll back to this")
+    page.wait_for_selector("text=Roll environment:production back to version 1?")
+    page.click("input[value='Yes, roll back']")
+    page.wait_for_selector("text=published version 3")
+    layer.refresh_from_db()
+    assert layer.current_version == 3 == Layer.objects.get(pk=layer.pk).current_version
+    assert version_states(layer, 3) == version_states(layer, 1)
