@@ -115,6 +115,8 @@ class LayerAdmin(admin.ModelAdmin):
             return self._editor(request, layer, formset, context)
         if not self.has_change_permission(request, layer):
             raise PermissionDenied
+        if "_details" in request.POST:
+            return self._save_details(request, layer)
         formset = EntryFormSet(request.POST)
         if not formset.is_valid():
             return self._editor(request, layer, formset, context)
@@ -141,6 +143,17 @@ class LayerAdmin(admin.ModelAdmin):
             context["problem"] = error.message
             return self._editor(request, layer, formset, context)
         self.message_user(request, f"Published {layer.ref} version {version.number}.", messages.SUCCESS)
+        return HttpResponseRedirect(request.path)
+
+    def _save_details(self, request, layer):
+        try:
+            priority = int(request.POST.get("priority", layer.priority))
+        except ValueError:
+            self.message_user(request, "The priority must be a whole number.", messages.ERROR)
+        else:
+            services.layer_update(layer=layer, description=request.POST.get("description", ""), priority=priority,
+                                  actor=admin_actor(request))
+            self.message_user(request, f"Saved the details of {layer.ref}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
 
     def _editor(self, request, layer, formset, context):
@@ -353,7 +366,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["seq", "at", "actor", "action", "target", "source"]
-    list_filter = ["action", "at"]
+    list_filter = ["action", "actor", "at"]
     search_fields = ["actor", "target", "action"]
     date_hierarchy = "at"
 

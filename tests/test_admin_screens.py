@@ -248,3 +248,14 @@ def test_create_layer__through_the_service__bad_ref_refused(editor, make_user):
     assert AuditEvent.objects.filter(action="layer.create", actor="admin:editor").exists()
     editor.post("/admin/config_registry/layer/add/", {"ref": "user:nobody", "priority": 0})
     assert not Layer.objects.filter(name="nobody").exists()
+
+
+def test_layer_details__description_and_group_priority_through_the_service(editor, make_layer, make_user):
+    make_user("dana", "staff")
+    group = make_layer("group:staff", {"theme": "dark"}, priority=1)
+    response = editor.post(f"/admin/config_registry/layer/{group.pk}/change/",
+                           {"_details": "1", "description": "Staff members", "priority": "7"})
+    assert response.status_code == 302
+    group.refresh_from_db()
+    assert (group.description, group.priority) == ("Staff members", 7)
+    assert AuditEvent.objects.filter(action="layer.update", target="group:staff", actor="admin:editor").exists()
