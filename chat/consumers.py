@@ -66,9 +66,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         if session.refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
+        try:
+            await self.channel_layer.group_add(room_group(self.room), self.channel_name)
+            await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
+        except Exception as error:  # the channel layer's backend (Redis) is down
+            logger.warning("chat connect refused with 1013: channel layer unavailable: %s", error)
+            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
         self.user, self.config = session.user, session.config
-        await self.channel_layer.group_add(room_group(self.room), self.channel_name)
-        await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
         await self.send_json({"type": "history", "messages": session.history})
         await self.send_json({"type": "config", "values": self.config})
 

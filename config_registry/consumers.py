@@ -51,7 +51,11 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
                                           f"token {self.token.name!r} may not read {label} {value!r}")
         self.context = {"environment": environment, "service": service, "user": query.get("user")}
         # Join before the first read, so that no revision can fall between the two.
-        await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
+        try:
+            await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
+        except Exception as error:  # the channel layer's backend (Redis) is down
+            logger.warning("config watch refused with 1013: channel layer unavailable: %s", error)
+            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "live updates are unavailable; retry")
         await self._push()
 
     async def disconnect(self, code):

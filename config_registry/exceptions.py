@@ -36,6 +36,10 @@ class RegistryUnavailable(RegistryError):
     """The registry's database cannot be reached right now; try again later."""
 
 
+class CacheUnavailable(RegistryUnavailable):
+    """The shared cache (Redis) cannot be reached, for an operation that cannot do without it."""
+
+
 class SecurityConfigMissing(RegistryError):
     def __init__(self, *, key: str, environment: str, service: str, reason: str = "is not published"):
         self.key = key

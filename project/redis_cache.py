@@ -1,11 +1,29 @@
-"""Django's Redis cache backend, keeping one redis-py client per connection pool.
+"""Django's Redis cache backend, made for a cache that may be down, and cheaper per call.
 
-Django builds a new redis.Redis for every cache operation; with redis-py 8 that costs more than
-the network round trip (each client builds its own table of response callbacks). The clients
-are thread-safe and share the pool, so one per pool is enough.
+- Redis down: reads are misses and writes are skipped (the registry then answers from its
+  database); operations whose answer matters (add, counting) raise CacheUnavailable.
+- Django builds a new redis.Redis for every cache operation; with redis-py 8 that costs more than
+  the network round trip (each client builds its own table of response callbacks). The clients
+  are thread-safe and share the pool, so one per pool is enough.
 """
 
+import logging
+import time
+
 from django.core.cache.backends import redis
+from redis.exceptions import RedisError
+
+from config_registry.exceptions import CacheUnavailable
+
+logger = logging.getLogger(__name__)
+_last_warning = 0.0
+
+
+def _warn(operation: str, error: Exception) -> None:
+    global _last_warning
+    if time.monotonic() - _last_warning > 10:  # once in a while, not once per request
+        _last_warning = time.monotonic()
+        logger.warning("Redis cache unavailable (%s: %s); reading through to the database", operation, error)
 
 
 class ReusingRedisCacheClient(redis.RedisCacheClient):
@@ -26,11 +44,33 @@ class RedisCache(redis.RedisCache):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
 
+    def get(self, key, default=None, version=None):
+        try:
+            return super().get(key, default, version)
+        except RedisError as error:
+            _warn("get", error)
+            return default
+
+    def set(self, key, value, timeout=redis.DEFAULT_TIMEOUT, version=None):
+        try:
+            super().set(key, value, timeout, version)
+        except RedisError as error:
+            _warn("set", error)
+
+    def add(self, key, value, timeout=redis.DEFAULT_TIMEOUT, version=None):
+        try:
+            return super().add(key, value, timeout, version)
+        except RedisError as error:
+            raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
+
     def incr_with_expiry(self, key: str, timeout: int) -> int:
         """Count one more for `key`, creating it to expire in `timeout` seconds: one round trip
         (Django's incr() asks whether the key exists first)."""
         key = self.make_and_validate_key(key)
-        pipeline = self._cache.get_client(key, write=True).pipeline(transaction=False)
-        pipeline.incr(key)
-        pipeline.expire(key, timeout, nx=True)
-        return pipeline.execute()[0]
+        try:
+            pipeline = self._cache.get_client(key, write=True).pipeline(transaction=False)
+            pipeline.incr(key)
+            pipeline.expire(key, timeout, nx=True)
+            return pipeline.execute()[0]
+        except RedisError as error:
+            raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
