@@ -33,7 +33,7 @@ def prepare_environment(workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
     env.update({
-        "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
+        "DEBUG": "false", "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
         "API_THROTTLE_RATE": "100000000/min", "DJANGO_SETTINGS_MODULE": "bench.settings",
     })

@@ -38,7 +38,7 @@ def setup_django(workdir: Path) -> dict[str, str]:
 
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'soak.sqlite3'}")
     os.environ.update({
-        "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
+        "DEBUG": "false", "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
         "API_THROTTLE_RATE": "100000000/min", "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DJANGO_ALLOW_ASYNC_UNSAFE": "true",

@@ -139,7 +139,8 @@ def server_processes(transactional_db, settings, tmp_path):
     started = []
 
     def start() -> tuple[str, Path]:
-        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
+        env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+               "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
                "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
                "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO"}
         sock = socket.socket()

@@ -101,3 +101,15 @@ def test_development_secrets__generated_once__owner_only(tmp_path, monkeypatch):
 
 def test_gitignore__covers_the_generated_secrets():
     assert "var/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_production_profile__check_deploy_passes_at_warning_level():
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    env.update({"DEBUG": "false", "DJANGO_SECRET_KEY": "k" + "x7Q2" * 16, "ALLOWED_HOSTS": "registry.example.com",
+                "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode()})
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
