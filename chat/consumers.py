@@ -125,7 +125,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             message = await db_call(message_post)(room=self.room, user=self.user, text=text)
         except UNAVAILABLE:
             return await self._error("unavailable", "the message could not be stored; retry shortly")
-        await self.channel_layer.group_send(room_group(self.room), {"type": "chat.message", **message})
+        try:
+            await self.channel_layer.group_send(room_group(self.room), {"type": "chat.message", **message})
+        except Exception as error:  # the channel layer's backend (Redis) is down; the message is stored
+            logger.warning("chat message %s stored but not relayed: %s", message["id"], error)
+            await self._error("unavailable", "your message was saved but could not be delivered live; "
+                                             "others will see it in the history")
 
     async def chat_message(self, event):
         await self.send_json({key: event[key] for key in ("id", "user", "text", "at")} | {"type": "message"})

@@ -137,16 +137,25 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
+    from redis import asyncio as redis_asyncio, backoff, exceptions as redis_errors, retry
+
+    # After Redis restarts, pooled connections are dead: retry once or twice on a fresh one,
+    # so that recovery needs no restart of ours.
+    def _redis_retry(module):
+        return {"retry": module.Retry(backoff.ExponentialBackoff(cap=1.0, base=0.05), 3),
+                "retry_on_error": [redis_errors.ConnectionError]}
+
     CACHES = {
         "default": {
             "BACKEND": "project.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "config-registry",
+            "OPTIONS": _redis_retry(retry),
         }
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "project.channel_layer.ResilientRedisChannelLayer",
             "CONFIG": {"hosts": [{
                 "address": REDIS_URL,
                 # redis-py's pool raises instead of waiting when exhausted: size it for bursts of joins.
@@ -155,6 +164,7 @@ if REDIS_URL:
                 # 5 s, so idle consumers would die of TimeoutError (1011). Read well past the wait.
                 "socket_timeout": 10,
                 "socket_keepalive": True,
+                **_redis_retry(redis_asyncio.retry),
             }]},
         }
     }

@@ -132,15 +132,16 @@ def _database_url() -> str:
 @pytest.fixture
 def server_processes(transactional_db, settings, tmp_path):
     """start() runs `uvicorn project.asgi:application` in a new process on the test database (and
-    REDIS_URL, if set) on a free port, and returns (address, log file); all are stopped at the end."""
+    REDIS_URL, if set, or the one given) on a free port, and returns (address, log file); all are
+    stopped at the end."""
     import subprocess
     import sys
 
     started = []
 
-    def start() -> tuple[str, Path]:
+    def start(redis_url: str | None = None) -> tuple[str, Path]:
         env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-               "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
+               "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
                "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
                "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO"}
         sock = socket.socket()

@@ -1,0 +1,105 @@
+"""Redis stops and comes back, under a real server: readiness says so, the API keeps answering from
+the database, new chat connections are refused with 1013, and everything recovers without a restart.
+
+The test runs its own redis-server on a free port, so that stopping it touches nothing else."""
+
+import asyncio
+import json
+import secrets
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+
+from chat.tickets import ticket_issue
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class PrivateRedis:
+    def __init__(self, tmp_path):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.dir, self.process = tmp_path, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)], stdout=subprocess.PIPE, text=True)
+        for line in self.process.stdout:  # its own word that it is ready, not a guess
+            if "Ready to accept connections" in line:
+                return
+        raise RuntimeError("redis-server exited before accepting connections")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server (Debian package redis-server)")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    if redis.process.poll() is None:
+        redis.stop()
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+async def _chat(address: str) -> tuple[str, int | None]:
+    """Connect to the chat; ('history', None) when in, ('error', close code) when refused."""
+    url = f"ws://{address}/ws/chat/lobby/?ticket={ticket_issue(username='alice').token}"
+    async with websockets.connect(url, open_timeout=60) as socket_:
+        first = json.loads(await asyncio.wait_for(socket_.recv(), 30))
+        if first["type"] == "error":
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(socket_.recv(), 30)
+            return "error", closed.value.rcvd.code
+        return first["type"], None
+
+
+def test_redis_stops_and_returns__degrades_without_1011_and_recovers(private_redis, server_processes,
+                                                                      make_layer, make_user, make_token):
+    make_user("alice")
+    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "feature.flag": True},
+               secrets=["chat.signing_keys"])
+    token = make_token("config:read")
+    address, log = server_processes(redis_url=private_redis.url)
+    resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
+
+    assert _get(f"http://{address}/readyz") == (200, {"status": "ready"})
+    assert asyncio.run(_chat(address)) == ("history", None)
+
+    private_redis.stop()
+    status, body = _get(f"http://{address}/readyz")
+    assert status == 503 and "channel_layer" in body["problems"] and "database" not in body["problems"]
+    status, body = _get(resolve, token)
+    assert status == 200 and body["values"]["feature.flag"] is True  # answered from the database
+    assert asyncio.run(_chat(address)) == ("error", 1013)
+
+    private_redis.start()  # the same port: the server reconnects on its own
+    assert _get(f"http://{address}/readyz") == (200, {"status": "ready"})
+    assert asyncio.run(_chat(address)) == ("history", None)
+    assert _get(resolve, token)[0] == 200
+    assert "Exception in ASGI application" not in log.read_text()
