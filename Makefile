@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 
-.PHONY: run test check serve clean
+.PHONY: run test check serve serve-prod clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -35,6 +35,22 @@ run: $(VENV)/.runtime-installed
 serve: $(VENV)/.runtime-installed
 	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --lifespan off \
 	  --timeout-graceful-shutdown 5
+
+# Production layout on one host (README, "Performance and production serving"): gunicorn serves HTTP
+# (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.
+# Needs the production environment (DEBUG=false, DATABASE_URL, REDIS_URL, keys, ALLOWED_HOSTS).
+HTTP_WORKERS ?= 2
+WS_WORKERS   ?= 2
+WS_PORT      ?= 8001
+serve-prod: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py check --deploy
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/gunicorn project.wsgi:application --workers $(HTTP_WORKERS) --bind $(HOST):$(PORT) & \
+	$(BIN)/uvicorn project.asgi:application --workers $(WS_WORKERS) --host $(HOST) --port $(WS_PORT) \
+	  --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5 & \
+	wait
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
