@@ -103,3 +103,40 @@ def test_redis_stops_and_returns__degrades_without_1011_and_recovers(private_red
     assert asyncio.run(_chat(address)) == ("history", None)
     assert _get(resolve, token)[0] == 200
     assert "Exception in ASGI application" not in log.read_text()
+
+
+def test_redis_slow__messages_arrive_late_never_1011(private_redis, server_processes, make_layer, make_user):
+    """Several seconds of latency between the server and Redis: slow, not broken."""
+    from tests.tcp_proxy import TcpProxy
+
+    for name in ("alice", "bob"):
+        make_user(name)
+    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100},
+               secrets=["chat.signing_keys"])
+    proxy = TcpProxy("127.0.0.1", private_redis.port).start()
+    try:
+        address, log = server_processes(redis_url=f"redis://127.0.0.1:{proxy.port}/0")
+        urls = [f"ws://{address}/ws/chat/slow/?ticket={ticket_issue(username=name).token}" for name in ("alice", "bob")]
+
+        async def scenario():
+            alice, bob = [await websockets.connect(url, open_timeout=60) for url in urls]
+            for socket_ in (alice, bob):
+                assert [json.loads(await asyncio.wait_for(socket_.recv(), 60))["type"] for _ in range(2)] == \
+                    ["history", "config"]
+            proxy.delay = 2.0  # every chunk to and from Redis now waits 2 s
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            await alice.send(json.dumps({"type": "message", "text": "slowly"}))
+            received = json.loads(await asyncio.wait_for(bob.recv(), 120))
+            assert received["text"] == "slowly" and loop.time() - sent >= 2
+            proxy.delay = 0.0
+            await alice.send(json.dumps({"type": "message", "text": "quick again"}))
+            while (frame := json.loads(await asyncio.wait_for(bob.recv(), 60)))["text"] != "quick again":
+                pass
+            await alice.close()
+            await bob.close()
+
+        asyncio.run(scenario())
+    finally:
+        proxy.stop()
+    assert "Exception in ASGI application" not in log.read_text()

@@ -1,0 +1,82 @@
+"""PostgreSQL out of reach and back, under a real server: clear 503s and 1013s, no 500 stack
+traces, and recovery without a restart. The link is cut with a TCP proxy on loopback, so the
+machine's PostgreSQL keeps running for everything else."""
+
+import asyncio
+import json
+import secrets
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+from django.db import connection
+
+from chat.tickets import ticket_issue
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+async def _chat(address: str, ticket: str) -> tuple[str, int | None]:
+    async with websockets.connect(f"ws://{address}/ws/chat/lobby/?ticket={ticket}", open_timeout=60) as socket_:
+        first = json.loads(await asyncio.wait_for(socket_.recv(), 60))
+        if first["type"] == "error":
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(socket_.recv(), 60)
+            return "error", closed.value.rcvd.code
+        return first["type"], None
+
+
+@pytest.fixture
+def database_proxy(postgres_only):
+    db = connection.settings_dict
+    proxy = TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_postgres_cut_and_restored__503_and_1013_then_recovery(database_proxy, server_processes, make_layer,
+                                                                make_user, make_token, monkeypatch):
+    import tests.conftest as conftest
+
+    make_user("alice")
+    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "feature.flag": True},
+               secrets=["chat.signing_keys"])
+    token = make_token("config:read")
+    real_url = conftest._database_url()
+    monkeypatch.setattr(conftest, "_database_url",
+                        lambda: real_url.replace(f":{connection.settings_dict['PORT'] or 5432}/",
+                                                 f":{database_proxy.port}/"))
+    address, log = server_processes()
+    resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
+    assert _get(resolve, token)[0] == 200
+    tickets = [ticket_issue(username="alice").token for _ in range(2)]
+
+    database_proxy.cut()
+    status, body = _get(f"http://{address}/readyz")
+    assert status == 503 and "database" in body["problems"]
+    status, body = _get(resolve, token)
+    assert (status, body["error"]) == (503, "unavailable") and "retry" in body["message"]
+    assert asyncio.run(_chat(address, tickets[0])) == ("error", 1013)
+
+    database_proxy.restore()
+    # The connection pool reconnects in the background; each probe waits for it up to its timeout,
+    # as a load balancer's probes would.
+    statuses = []
+    while len(statuses) < 10 and 200 not in statuses:
+        statuses.append(_get(f"http://{address}/readyz")[0])
+    assert statuses[-1] == 200, statuses
+    assert _get(resolve, token)[0] == 200
+    assert asyncio.run(_chat(address, tickets[1])) == ("history", None)
+    logged = log.read_text()
+    assert "Exception in ASGI application" not in logged and "Traceback" not in logged
