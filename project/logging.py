@@ -1,7 +1,9 @@
 """Log hygiene: chat tickets (and any token in a query string) never reach a log line."""
 
+import json
 import logging
 import re
+import time
 
 SECRET_QUERY_PARAMETERS = re.compile(r"((?:ticket|token|access_token)=)[^&\s\"']+", re.IGNORECASE)
 
@@ -17,3 +19,18 @@ class RedactSecrets(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message, exception) for log collectors.
+    Runs after RedactSecrets, so what it writes is already redacted."""
+
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+                 "process": record.process}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)

@@ -225,8 +225,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "project.logging.RedactSecrets"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "project.logging.JsonFormatter"}},
+    # LOG_FORMAT=json for log collectors (the default with DEBUG=false); plain text for people.
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"],
+                             "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json")}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # The ASGI server's own loggers: through the same redacting handler.
     "loggers": {name: {"handlers": ["console"], "propagate": False, "filters": ["redact"]}
