@@ -1,17 +1,14 @@
 """The admin in real Chromium: sign in, edit a layer, publish, see the diff, roll back."""
 
-import shutil
-from pathlib import Path
 
 import pytest
-from django.conf import settings
+
+from tests.conftest import SCREENSHOTS
 
 from config_registry.models import Layer
 from config_registry.selectors import version_states
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"  # git-ignored
 
 
 @pytest.fixture
@@ -24,18 +21,6 @@ def admin_user(settings, make_layer):
     User.objects.create(username="root", password=make_password("pw-root"), is_staff=True, is_superuser=True)
     return make_layer("environment:production", {"chat.rate_limit_per_minute": 30, "db.password": "hunter2-secret"},
                       secrets=["db.password"])
-
-
-@pytest.fixture
-def chromium():
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 def test_admin_in_chromium__edit_publish_diff_rollback(admin_user, server_processes, chromium):

@@ -1,27 +1,12 @@
 """The chat page in real Chromium (Debian's package, driven by Playwright): two people chat."""
 
 import secrets
-import shutil
-from pathlib import Path
 
 import pytest
-from django.conf import settings
+
+from tests.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"  # git-ignored
-
-
-@pytest.fixture
-def chromium():
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

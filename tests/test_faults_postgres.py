@@ -5,26 +5,16 @@ machine's PostgreSQL keeps running for everything else."""
 import asyncio
 import json
 import secrets
-import urllib.error
-import urllib.request
 
 import pytest
 import websockets
 from django.db import connection
 
 from chat.tickets import ticket_issue
+from tests.http import get_json
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _get(url: str, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 async def _chat(address: str, ticket: str) -> tuple[str, int | None]:
@@ -59,13 +49,13 @@ def test_postgres_cut_and_restored__503_and_1013_then_recovery(database_proxy, s
                                                  f":{database_proxy.port}/"))
     address, log = server_processes()
     resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
-    assert _get(resolve, token)[0] == 200
+    assert get_json(resolve, token)[0] == 200
     tickets = [ticket_issue(username="alice").token for _ in range(2)]
 
     database_proxy.cut()
-    status, body = _get(f"http://{address}/readyz")
+    status, body = get_json(f"http://{address}/readyz")
     assert status == 503 and "database" in body["problems"]
-    status, body = _get(resolve, token)
+    status, body = get_json(resolve, token)
     assert (status, body["error"]) == (503, "unavailable") and "retry" in body["message"]
     assert asyncio.run(_chat(address, tickets[0])) == ("error", 1013)
 
@@ -74,9 +64,9 @@ def test_postgres_cut_and_restored__503_and_1013_then_recovery(database_proxy, s
     # as a load balancer's probes would.
     statuses = []
     while len(statuses) < 10 and 200 not in statuses:
-        statuses.append(_get(f"http://{address}/readyz")[0])
+        statuses.append(get_json(f"http://{address}/readyz")[0])
     assert statuses[-1] == 200, statuses
-    assert _get(resolve, token)[0] == 200
+    assert get_json(resolve, token)[0] == 200
     assert asyncio.run(_chat(address, tickets[1])) == ("history", None)
     logged = log.read_text()
     assert "Exception in ASGI application" not in logged and "Traceback" not in logged

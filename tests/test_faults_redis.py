@@ -9,13 +9,12 @@ import secrets
 import shutil
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 import websockets
 
 from chat.tickets import ticket_issue
+from tests.http import get_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,15 +57,6 @@ def private_redis(tmp_path):
         redis.stop()
 
 
-def _get(url: str, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 async def _chat(address: str) -> tuple[str, int | None]:
     """Connect to the chat; ('history', None) when in, ('error', close code) when refused."""
     url = f"ws://{address}/ws/chat/lobby/?ticket={ticket_issue(username='alice').token}"
@@ -88,20 +78,20 @@ def test_redis_stops_and_returns__degrades_without_1011_and_recovers(private_red
     address, log = server_processes(redis_url=private_redis.url)
     resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
 
-    assert _get(f"http://{address}/readyz") == (200, {"status": "ready"})
+    assert get_json(f"http://{address}/readyz") == (200, {"status": "ready"})
     assert asyncio.run(_chat(address)) == ("history", None)
 
     private_redis.stop()
-    status, body = _get(f"http://{address}/readyz")
+    status, body = get_json(f"http://{address}/readyz")
     assert status == 503 and "channel_layer" in body["problems"] and "database" not in body["problems"]
-    status, body = _get(resolve, token)
+    status, body = get_json(resolve, token)
     assert status == 200 and body["values"]["feature.flag"] is True  # answered from the database
     assert asyncio.run(_chat(address)) == ("error", 1013)
 
     private_redis.start()  # the same port: the server reconnects on its own
-    assert _get(f"http://{address}/readyz") == (200, {"status": "ready"})
+    assert get_json(f"http://{address}/readyz") == (200, {"status": "ready"})
     assert asyncio.run(_chat(address)) == ("history", None)
-    assert _get(resolve, token)[0] == 200
+    assert get_json(resolve, token)[0] == 200
     assert "Exception in ASGI application" not in log.read_text()
 
 
@@ -131,7 +121,7 @@ def test_redis_slow__messages_arrive_late_never_1011(private_redis, server_proce
             assert received["text"] == "slowly" and loop.time() - sent >= 2
             proxy.delay = 0.0
             await alice.send(json.dumps({"type": "message", "text": "quick again"}))
-            while (frame := json.loads(await asyncio.wait_for(bob.recv(), 60)))["text"] != "quick again":
+            while json.loads(await asyncio.wait_for(bob.recv(), 60))["text"] != "quick again":
                 pass
             await alice.close()
             await bob.close()
