@@ -23,8 +23,28 @@ class BareConsumer(AsyncWebsocketConsumer):
         await self.send("{}")
 
 
+class BareRoomConsumer(AsyncWebsocketConsumer):
+    """A bare Channels room: join the room's group, relay what arrives to it."""
+
+    async def connect(self):
+        self.group = "bare." + self.scope["url_route"]["kwargs"]["room"]
+        await self.accept()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send("{}")
+
+    async def disconnect(self, code):
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.channel_layer.group_send(self.group, {"type": "room.message", "text": text_data})
+
+    async def room_message(self, event):
+        await self.send(event["text"])
+
+
 application = ProtocolTypeRouter({
     "http": product.application_mapping["http"],
     "websocket": URLRouter([path("ws/bare/", BareConsumer.as_asgi()),
+                            path("ws/bare-room/<str:room>/", BareRoomConsumer.as_asgi()),
                             re_path(r"", product.application_mapping["websocket"])]),
 })

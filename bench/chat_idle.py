@@ -1,0 +1,129 @@
+"""Benchmark: many idle authenticated chat connections, and broadcast latency in a 100-member room,
+each against a bare Channels consumer measured in the same run.
+
+Run by hand, from the project root:
+
+    .venv/bin/python bench/chat_idle.py [--connections 3000] [--broadcasts 50]
+
+Prints the server's memory per connection (resident set growth / connections) for the chat and for a
+bare consumer that only joins a group, and the time for one message to reach all 100 members of a
+room (p50, p99) for both. Uses SQLite and the in-memory layer by default; with REDIS_URL (and a
+DATABASE_URL naming an empty database) it runs on channels_redis.
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.chat_soak import seed, setup_django, start_server  # noqa: E402
+
+
+def resident_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def open_many(urls: list[str], frames: int, concurrency: int = 50) -> list:
+    import websockets
+
+    semaphore, sockets = asyncio.Semaphore(concurrency), []
+
+    async def one(url: str) -> None:
+        async with semaphore:
+            socket = await websockets.connect(url, open_timeout=120, compression=None, max_queue=None)
+            for _ in range(frames):
+                await asyncio.wait_for(socket.recv(), 120)
+            sockets.append(socket)
+
+    await asyncio.gather(*(one(url) for url in urls))
+    return sockets
+
+
+async def broadcast_latencies(sockets: list, message, is_reply, rounds: int) -> list[float]:
+    """Send from the first socket; time until every socket has received it."""
+    latencies = []
+    for number in range(rounds):
+        started = time.perf_counter()
+        await sockets[0].send(message(number))
+
+        async def until_received(socket) -> None:
+            while not is_reply(await asyncio.wait_for(socket.recv(), 60), number):
+                pass
+
+        await asyncio.gather(*(until_received(socket) for socket in sockets))
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=3000)
+    parser.add_argument("--broadcasts", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        env = setup_django(Path(workdir))
+        seed(users=50)
+        from chat.tickets import ticket_issue
+
+        results = {}
+        for kind in ("bare", "chat"):
+            process, address = start_server(env, Path(workdir) / f"{kind}.log")
+            try:
+                # The first 100 (after the warm-up 20) share one room; the others idle in rooms of their own.
+                rooms = ["warm"] * 20 + ["hundred"] * 100 + [f"idle{i}" for i in range(args.connections - 100)]
+                if kind == "bare":
+                    urls = [f"ws://{address}/ws/bare-room/{room}/" for room in rooms]
+                    frames = 1
+                else:
+                    urls = [f"ws://{address}/ws/chat/{room}/?ticket={ticket_issue(username=f'user{i % 50}').token}"
+                            for i, room in enumerate(rooms)]
+                    frames = 2
+                asyncio.run(open_many(urls[:20], frames))  # warm the process up before measuring
+                before = resident_kb(process.pid)
+
+                async def measure():
+                    room = await open_many(urls[20:120], frames)
+                    sockets = room + await open_many(urls[120:], frames)
+                    grown = resident_kb(process.pid) - before
+                    if kind == "bare":
+                        latencies = await broadcast_latencies(
+                            room, lambda n: f"m{n}", lambda frame, n: frame == f"m{n}", args.broadcasts)
+                    else:
+                        latencies = await broadcast_latencies(
+                            room, lambda n: json.dumps({"type": "message", "text": f"m{n}"}),
+                            lambda frame, n: json.loads(frame).get("text") == f"m{n}", args.broadcasts)
+                    await asyncio.gather(*(socket.close() for socket in sockets))
+                    return grown, len(sockets), latencies
+
+                grown, count, latencies = asyncio.run(measure())
+                results[kind] = (grown / count, statistics.median(latencies), percentile(latencies, 0.99))
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+        layer = "redis" if env.get("REDIS_URL") else "in-memory"
+        print(f"{args.connections} idle connections on one uvicorn process ({layer} layer); "
+              f"{args.broadcasts} broadcasts to a 100-member room")
+        for kind, (per_connection, p50, p99) in results.items():
+            print(f"  {kind:5} {per_connection:6.1f} KB per connection   broadcast p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
+        bare, chat = results["bare"], results["chat"]
+        print(f"  chat / bare: memory {chat[0] / bare[0]:.2f}× (target ≤ 30 KB per connection), "
+              f"broadcast p99 {chat[2] / bare[2]:.2f}× (target ≤ 1.5×)")
+
+
+if __name__ == "__main__":
+    main()
