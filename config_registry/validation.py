@@ -47,9 +47,6 @@ def parse_layer_ref(ref: str) -> tuple[str, str]:
     return level, name
 
 
-def make_layer_ref(level: str, name: str) -> str:
-    return Level.GLOBAL.value if level == Level.GLOBAL else f"{level}:{name}"
-
 
 def schema_problem(schema: Any) -> str | None:
     """Why `schema` is not a usable JSON Schema, or None."""

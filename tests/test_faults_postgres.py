@@ -3,28 +3,16 @@ traces, and recovery without a restart. The link is cut with a TCP proxy on loop
 machine's PostgreSQL keeps running for everything else."""
 
 import asyncio
-import json
 import secrets
 
 import pytest
-import websockets
 from django.db import connection
 
 from chat.tickets import ticket_issue
-from tests.http import get_json
+from tests.http import chat_outcome, get_json
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def _chat(address: str, ticket: str) -> tuple[str, int | None]:
-    async with websockets.connect(f"ws://{address}/ws/chat/lobby/?ticket={ticket}", open_timeout=60) as socket_:
-        first = json.loads(await asyncio.wait_for(socket_.recv(), 60))
-        if first["type"] == "error":
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await asyncio.wait_for(socket_.recv(), 60)
-            return "error", closed.value.rcvd.code
-        return first["type"], None
 
 
 @pytest.fixture
@@ -57,7 +45,7 @@ def test_postgres_cut_and_restored__503_and_1013_then_recovery(database_proxy, s
     assert status == 503 and "database" in body["problems"]
     status, body = get_json(resolve, token)
     assert (status, body["error"]) == (503, "unavailable") and "retry" in body["message"]
-    assert asyncio.run(_chat(address, tickets[0])) == ("error", 1013)
+    assert asyncio.run(chat_outcome(address, tickets[0])) == ("error", 1013)
 
     database_proxy.restore()
     # The connection pool reconnects in the background; each probe waits for it up to its timeout,
@@ -67,6 +55,6 @@ def test_postgres_cut_and_restored__503_and_1013_then_recovery(database_proxy, s
         statuses.append(get_json(f"http://{address}/readyz")[0])
     assert statuses[-1] == 200, statuses
     assert get_json(resolve, token)[0] == 200
-    assert asyncio.run(_chat(address, tickets[1])) == ("history", None)
+    assert asyncio.run(chat_outcome(address, tickets[1])) == ("history", None)
     logged = log.read_text()
     assert "Exception in ASGI application" not in logged and "Traceback" not in logged

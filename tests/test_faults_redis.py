@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from chat.tickets import ticket_issue
-from tests.http import get_json
+from tests.http import chat_outcome, get_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,18 +57,6 @@ def private_redis(tmp_path):
         redis.stop()
 
 
-async def _chat(address: str) -> tuple[str, int | None]:
-    """Connect to the chat; ('history', None) when in, ('error', close code) when refused."""
-    url = f"ws://{address}/ws/chat/lobby/?ticket={ticket_issue(username='alice').token}"
-    async with websockets.connect(url, open_timeout=60) as socket_:
-        first = json.loads(await asyncio.wait_for(socket_.recv(), 30))
-        if first["type"] == "error":
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await asyncio.wait_for(socket_.recv(), 30)
-            return "error", closed.value.rcvd.code
-        return first["type"], None
-
-
 def test_redis_stops_and_returns__degrades_without_1011_and_recovers(private_redis, server_processes,
                                                                       make_layer, make_user, make_token):
     make_user("alice")
@@ -79,18 +67,18 @@ def test_redis_stops_and_returns__degrades_without_1011_and_recovers(private_red
     resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
 
     assert get_json(f"http://{address}/readyz") == (200, {"status": "ready"})
-    assert asyncio.run(_chat(address)) == ("history", None)
+    assert asyncio.run(chat_outcome(address, ticket_issue(username="alice").token)) == ("history", None)
 
     private_redis.stop()
     status, body = get_json(f"http://{address}/readyz")
     assert status == 503 and "channel_layer" in body["problems"] and "database" not in body["problems"]
     status, body = get_json(resolve, token)
     assert status == 200 and body["values"]["feature.flag"] is True  # answered from the database
-    assert asyncio.run(_chat(address)) == ("error", 1013)
+    assert asyncio.run(chat_outcome(address, ticket_issue(username="alice").token)) == ("error", 1013)
 
     private_redis.start()  # the same port: the server reconnects on its own
     assert get_json(f"http://{address}/readyz") == (200, {"status": "ready"})
-    assert asyncio.run(_chat(address)) == ("history", None)
+    assert asyncio.run(chat_outcome(address, ticket_issue(username="alice").token)) == ("history", None)
     assert get_json(resolve, token)[0] == 200
     assert "Exception in ASGI application" not in log.read_text()
 
