@@ -32,7 +32,14 @@ def secret_fingerprint(value: Any) -> str:
 def locked_state() -> RegistryState:
     """The registry's singleton row, locked until the current transaction ends."""
     state, _ = RegistryState.objects.select_for_update().get_or_create(pk=1)
+    transaction.on_commit(_committed_position_publish)  # whatever moved, every process learns at once
     return state
+
+
+def _committed_position_publish() -> None:
+    from .selectors import committed_position_publish  # selectors import this module
+
+    committed_position_publish()
 
 
 def _event_hash(*, seq: int, at: datetime, actor: str, action: str, target: str, source: str,

@@ -19,9 +19,9 @@ def broadcast_revision(sender, revision: int, **kwargs) -> None:
     if layer is None:
         return
     try:
-        from .selectors import registry_position
+        from .selectors import database_position
 
-        position = registry_position()  # carries the epoch and token generation along
+        position = database_position()  # committed; carries the epoch and token generation along
         async_to_sync(layer.group_send)(REVISIONS_GROUP, {"type": REVISION_EVENT, **position._asdict()})
     except Exception:
         logger.warning("could not announce revision %s on the channel layer", revision, exc_info=True)

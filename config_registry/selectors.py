@@ -21,6 +21,7 @@ from .audit import Actor, audit_record
 from .diff import MASK, Change, EntryState, entries_diff
 from .exceptions import InvalidInput, NotFound
 from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, RegistryState, ServiceToken
+from .position_feed import PositionFeed, position_publish
 from .resolver import LayerSnapshot, Provenance, Resolution, resolve
 from .services import token_hash
 from .validation import NAME_PATTERNS, parse_layer_ref
@@ -83,18 +84,53 @@ _observed: tuple[Position, float] | None = None  # the newest position this proc
 
 
 def registry_position(max_age: float = 0.0) -> Position:
-    """The registry's position, read now; or, with `max_age` seconds, the newest one this process
-    has seen (read, or announced on the channel layer) if that is recent enough."""
+    """The registry's position now; or, with `max_age` seconds, the newest one this process has
+    seen (read, or announced on the channel layer) if that is recent enough. "Now" is what the
+    position feed has pushed to this process when it has it (no round trip), else a database read."""
     observed = _observed
     if max_age and observed is not None and time.monotonic() - observed[1] <= max_age:
         return observed[0]
-    # Plain SQL: every API read asks this, and compiling an ORM query would be most of its cost.
+    # Inside a transaction, read what that transaction sees (it may itself have moved the position).
+    outside_transaction = not connection.in_atomic_block
+    position = _feed.current() if outside_transaction else None
+    if position is None:
+        position = database_position()
+        if outside_transaction:  # committed: the feed may go on from here
+            _feed.confirmed(position)
+    position_observed(position)
+    return position
+
+
+def database_position() -> Position:
+    # Plain SQL: compiling an ORM query would be most of the cost of this read.
     with connection.cursor() as cursor:
         cursor.execute(_POSITION_SQL)
         row = cursor.fetchone()
-    position = Position(str(row[0]).replace("-", ""), row[1], row[2]) if row else Position("", 0, 0)
+    return Position(str(row[0]).replace("-", ""), row[1], row[2]) if row else Position("", 0, 0)
+
+
+def _position_parse(text: str) -> Position:
+    epoch, revision, generation = text.split(":")
+    return Position(epoch, int(revision), int(generation))
+
+
+_feed = PositionFeed(_position_parse)
+
+
+def committed_position_publish() -> None:
+    """After a commit that moved the registry: tell every process where it is now (this one first)."""
+    position = database_position()
     position_observed(position)
-    return position
+    position_publish(position)
+
+
+def process_caches_clear() -> None:
+    """Forget every position, token and answer this process holds (tests: a new database)."""
+    global _observed
+    _observed = None
+    _feed.reset()
+    _local_bodies.clear()
+    _local_tokens.clear()
 
 
 def position_observed(position: Position) -> None:

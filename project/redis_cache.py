@@ -11,7 +11,11 @@ import logging
 import time
 
 from django.core.cache.backends import redis
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.client import PubSub
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from config_registry.exceptions import CacheUnavailable
 
@@ -63,14 +67,35 @@ class RedisCache(redis.RedisCache):
         except RedisError as error:
             raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
 
-    def incr_with_expiry(self, key: str, timeout: int) -> int:
-        """Count one more for `key`, creating it to expire in `timeout` seconds: one round trip
+    def incr_with_expiry(self, key: str, timeout: int, amount: int = 1) -> int:
+        """Count `amount` more for `key`, creating it to expire in `timeout` seconds: one round trip
         (Django's incr() asks whether the key exists first)."""
         key = self.make_and_validate_key(key)
         try:
             pipeline = self._cache.get_client(key, write=True).pipeline(transaction=False)
-            pipeline.incr(key)
+            pipeline.incr(key, amount)
             pipeline.expire(key, timeout, nx=True)
             return pipeline.execute()[0]
         except RedisError as error:
             raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
+
+    # Publish/subscribe, for announcements every process must hear at once (the registry position).
+    def publish(self, channel: str, message: str) -> None:
+        channel = self.make_and_validate_key(channel)
+        try:
+            self._cache.get_client(channel, write=True).publish(channel, message)
+        except RedisError as error:
+            raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
+
+    def subscription(self, channel: str) -> PubSub:
+        """A subscription to `channel` on a connection of its own that never retries in place: a
+        caller that sees it fail knows that messages may have been missed."""
+        client = Redis.from_url(self._servers[0], retry=Retry(NoBackoff(), 0),
+                                socket_connect_timeout=1, socket_timeout=5)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self.make_and_validate_key(channel))
+        except RedisError as error:
+            pubsub.close()
+            raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
+        return pubsub

@@ -15,6 +15,8 @@ from hypothesis import settings as hypothesis_settings
 
 from config_registry.audit import Actor
 from config_registry.models import Layer
+from config_registry.ratelimit import tallies_clear
+from config_registry.selectors import process_caches_clear
 from config_registry.services import layer_create, token_create, version_publish
 
 # Playwright's sync API keeps an event loop in the test thread; the tests' own database set-up
@@ -45,7 +47,11 @@ def sqlite_only():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    """Each test starts with an empty shared cache, and this process forgets what it remembered
+    of earlier tests' databases (positions, tokens, answers, rate-limit tallies)."""
     cache.clear()
+    process_caches_clear()
+    tallies_clear()
     yield
 
 
@@ -129,40 +135,56 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def server_processes(transactional_db, settings, tmp_path):
-    """start() runs `uvicorn project.asgi:application` in a new process on the test database (and
-    REDIS_URL, if set, or the one given) on a free port, and returns (address, log file); all are
-    stopped at the end."""
-    import subprocess
-    import sys
+class ServerProcesses:
+    """Real `uvicorn project.asgi:application` processes on the test database."""
 
-    started = []
+    def __init__(self, settings, tmp_path: Path):
+        self._settings, self._tmp_path, self._started = settings, tmp_path, {}
 
-    def start(redis_url: str | None = None) -> tuple[str, Path]:
+    def __call__(self, redis_url: str | None = None, keys: list[str] | None = None) -> tuple[str, Path]:
+        """Start one on a free port (with REDIS_URL, if set, or the one given; with the test's
+        Fernet keys, or the ones given); returns (address, log file)."""
+        import subprocess
+        import sys
+
+        settings = self._settings
         env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
                "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
-               "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
+               "CONFIG_REGISTRY_KEYS": ",".join(keys or settings.CONFIG_REGISTRY_KEYS),
                "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO"}
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)  # connections wait in the backlog until uvicorn has started
-        log = tmp_path / f"server-{len(started)}.log"
+        log = self._tmp_path / f"server-{len(self._started)}.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
                  "--lifespan", "off", "--ws-max-size", "65536", "--timeout-graceful-shutdown", "5"],
                 cwd=settings.BASE_DIR, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
-        started.append(process)
         address = f"127.0.0.1:{sock.getsockname()[1]}"
+        self._started[address] = process
         sock.close()
         return address, log
 
-    yield start
-    for process in started:
+    def stop(self, address: str) -> None:
+        process = self._started.pop(address)
         process.terminate()
-    for process in started:
         process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for process in self._started.values():
+            process.terminate()
+        for process in self._started.values():
+            process.wait(timeout=30)
+        self._started.clear()
+
+
+@pytest.fixture
+def server_processes(transactional_db, settings, tmp_path):
+    """Call it to start a server process (see ServerProcesses); all are stopped at the end."""
+    servers = ServerProcesses(settings, tmp_path)
+    yield servers
+    servers.stop_all()
 
 
 @pytest.fixture

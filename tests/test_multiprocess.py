@@ -59,3 +59,18 @@ def test_publish_through_one_process__seen_and_pushed_by_the_other(two_servers, 
 
     asyncio.run(scenario())
     assert Layer.objects.get(level="global").current_version == 2
+
+
+def test_publishes_through_one_process__each_seen_by_the_very_next_resolve_through_the_other(
+        two_servers, make_layer, make_token):
+    """Processes learn positions from the feed, not per request: no publish may be missed."""
+    make_layer("global", {"counter": 0})
+    token = make_token("config:read", "config:write")
+    first, second = two_servers
+    resolve = f"http://{second}/api/v1/resolve?environment=prod&service=chat"
+    assert _http("GET", resolve, token)[1]["values"] == {"counter": 0}
+    for number in range(1, 21):
+        status, _ = _http("POST", f"http://{first}/api/v1/layers/global/versions", token,
+                          {"base_version": number, "set": {"counter": number}})
+        assert status == 201
+        assert _http("GET", resolve, token)[1]["values"] == {"counter": number}

@@ -1,0 +1,129 @@
+"""The registry's position, pushed to every process so that a warm request need not ask for it.
+
+After every commit that moves the registry, the committing process publishes the new position on
+Redis (see audit.locked_state). Every process subscribes, and before it answers with a position it
+takes whatever has arrived: a look at its subscription's socket that does not wait. Redis writes a
+published message to every subscriber before it answers the publisher, so a publish that has
+returned is seen by the next request anywhere.
+
+The feed is trusted only while it is known to be whole: after (re)subscribing, the process reads
+the position from the database once; a failed or reconnected subscription sends it back to the
+database until it has subscribed again; and it re-reads the database at least every TRUST_SECONDS,
+so that a silent loss (a writer that could not reach Redis, a network that dropped a message)
+leaves a process behind for no longer than that.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from django.core.cache import cache
+from redis.exceptions import RedisError
+
+from .exceptions import CacheUnavailable
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "registry:positions"
+TRUST_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # after a failure, subscribe again at most this often
+
+
+def position_text(position) -> str:
+    return f"{position.epoch}:{position.revision}:{position.token_generation}"
+
+
+def position_publish(position) -> None:
+    """Tell every process about a committed position. Failures only delay them (TRUST_SECONDS)."""
+    if not hasattr(cache, "publish"):
+        return
+    try:
+        cache.publish(CHANNEL, position_text(position))
+    except CacheUnavailable:
+        logger.warning("could not publish registry position %s; processes catch up within %ss",
+                       position_text(position), TRUST_SECONDS)
+
+
+class PositionFeed:
+    """This process's subscription to published positions (one per process, used by any thread)."""
+
+    def __init__(self, parse):
+        self._parse = parse  # text -> Position
+        self._lock = threading.Lock()
+        self._pubsub = None
+        self._pid = None
+        self._position = None
+        self._confirmed_at = -TRUST_SECONDS
+        self._retry_at = 0.0
+
+    def current(self):
+        """The newest position pushed to this process, or None when it must read the database
+        (and then report what it read to confirmed())."""
+        if not hasattr(cache, "subscription"):
+            return None
+        with self._lock:
+            if not self._listening():
+                return None
+            try:
+                while (message := self._pubsub.get_message(timeout=0.0)) is not None:
+                    if message["type"] == "message":
+                        self._take(self._parse(message["data"].decode()))
+                    elif message["type"] == "subscribe":  # (re)subscribed: earlier messages may be lost
+                        self._confirmed_at = -TRUST_SECONDS
+            except (RedisError, OSError, ValueError) as error:
+                self._drop(error)
+                return None
+            if self._position is None or time.monotonic() - self._confirmed_at > TRUST_SECONDS:
+                return None
+            return self._position
+
+    def confirmed(self, position) -> None:
+        """`position` was just read from the database (committed). Once subscribed, every later
+        change arrives on the feed, so the feed is good from this position on."""
+        with self._lock:
+            if self._pubsub is not None and self._pid == os.getpid():
+                self._take(position)
+                self._confirmed_at = time.monotonic()
+
+    def reset(self) -> None:
+        """Forget everything (tests: a new database behind the same process)."""
+        with self._lock:
+            self._drop(None)
+            self._position, self._retry_at = None, 0.0
+
+    def _take(self, position) -> None:
+        current = self._position
+        if current is None or current.epoch != position.epoch or position > current:
+            self._position = position
+
+    def _listening(self) -> bool:
+        if self._pubsub is not None and self._pid == os.getpid():
+            return True
+        self._pubsub = None  # a forked child must not share its parent's socket
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            pubsub = cache.subscription(CHANNEL)
+            # Wait for Redis to confirm: only from then on is every publish delivered to us.
+            message = pubsub.get_message(timeout=1.0)
+            if message is None or message["type"] != "subscribe":
+                pubsub.close()
+                raise CacheUnavailable("no confirmation of the subscription")
+        except (CacheUnavailable, RedisError, OSError) as error:
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            logger.warning("registry position feed unavailable (%s); reading positions from the database", error)
+            return False
+        self._pubsub, self._pid, self._confirmed_at = pubsub, os.getpid(), -TRUST_SECONDS
+        return True
+
+    def _drop(self, error) -> None:
+        if error is not None:
+            logger.warning("registry position feed lost (%s); reading positions from the database", error)
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+        if self._pubsub is not None and self._pid == os.getpid():
+            try:
+                self._pubsub.close()
+            except (RedisError, OSError):
+                pass
+        self._pubsub, self._confirmed_at = None, -TRUST_SECONDS
