@@ -33,8 +33,8 @@ run: $(VENV)/.runtime-installed
 	$(MAKE) --no-print-directory serve
 
 serve: $(VENV)/.runtime-installed
-	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws-max-size 65536 --lifespan off \
-	  --timeout-graceful-shutdown 5
+	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws wsproto --ws-max-size 65536 \
+	  --lifespan off --timeout-graceful-shutdown 5
 
 # Production layout on one host (README, "Performance and production serving"): gunicorn serves HTTP
 # (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.
@@ -49,7 +49,7 @@ serve-prod: $(VENV)/.runtime-installed
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/gunicorn project.wsgi:application --workers $(HTTP_WORKERS) --bind $(HOST):$(PORT) & \
 	$(BIN)/uvicorn project.asgi:application --workers $(WS_WORKERS) --host $(HOST) --port $(WS_PORT) \
-	  --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5 & \
+	  --ws wsproto --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5 & \
 	wait
 
 test: $(VENV)/.dev-installed

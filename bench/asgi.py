@@ -10,7 +10,7 @@ django.setup()
 
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
+from django.urls import path  # noqa: E402
 
 from project.asgi import application as product  # noqa: E402
 
@@ -42,9 +42,16 @@ class BareRoomConsumer(AsyncWebsocketConsumer):
         await self.send(event["text"])
 
 
-application = ProtocolTypeRouter({
-    "http": product.application_mapping["http"],
-    "websocket": URLRouter([path("ws/bare/", BareConsumer.as_asgi()),
-                            path("ws/bare-room/<str:room>/", BareRoomConsumer.as_asgi()),
-                            re_path(r"", product.application_mapping["websocket"])]),
-})
+bare = URLRouter([path("ws/bare/", BareConsumer.as_asgi()),
+                  path("ws/bare-room/<str:room>/", BareRoomConsumer.as_asgi())])
+product_websocket = product.application_mapping["websocket"]
+
+
+async def websocket(scope, receive, send):
+    """Bare consumers under /ws/bare…; everything else reaches the product's own WebSocket stack as
+    in production (not through another URLRouter, which would copy every connection's scope)."""
+    app = bare if scope["path"].startswith("/ws/bare") else product_websocket
+    return await app(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": product.application_mapping["http"], "websocket": websocket})

@@ -79,7 +79,7 @@ def rotate() -> None:
                     secrets=[KEY], actor=Actor("bench:rotation"), comment="soak rotation")
 
 
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(env: dict[str, str], log: Path, ws: str = "wsproto") -> tuple[subprocess.Popen, str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
@@ -87,7 +87,7 @@ def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", str(sock.fileno()),
              "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--ws-max-size", "65536",
-             "--timeout-graceful-shutdown", "5"],
+             "--timeout-graceful-shutdown", "5", "--ws", ws],
             cwd=ROOT, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
     address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.close()

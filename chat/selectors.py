@@ -1,5 +1,6 @@
 """Reads of the chat: a user's chat configuration (through the registry) and room history."""
 
+import json
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -18,11 +19,20 @@ CONFIG_MAX_AGE_SECONDS = 1.0  # see chat.tickets.KEYS_MAX_AGE_SECONDS
 
 
 def chat_config(username: str, max_age: float = 0.0) -> dict:
-    """The user's non-secret `chat.*` values, resolved for this deployment's environment."""
+    """The user's non-secret `chat.*` values, resolved for this deployment's environment. Equal
+    configurations are one shared object (read-only): thousands of connections hold one each."""
     resolved = config_resolve(environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username,
                               max_age=max_age)
-    return {key: value for key, value in resolved.values.items()
-            if key.startswith("chat.") and key not in resolved.secrets}
+    config = {key: value for key, value in resolved.values.items()
+              if key.startswith("chat.") and key not in resolved.secrets}
+    fingerprint = json.dumps(config, sort_keys=True, default=str)
+    if len(_configs) >= MAX_SHARED_CONFIGS:
+        _configs.clear()
+    return _configs.setdefault(fingerprint, config)
+
+
+MAX_SHARED_CONFIGS = 10_000
+_configs: dict[str, dict] = {}
 
 
 def _history_sql() -> str:

@@ -28,7 +28,7 @@ class TicketInvalid(Exception):
     """Missing, malformed, forged, expired or reused ticket; the message says which (not the ticket)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChatUser:
     """Who a verified ticket names: all a connection needs of the user."""
 

@@ -68,7 +68,7 @@ class PositionFeed:
             try:
                 while (message := self._pubsub.get_message(timeout=0.0)) is not None:
                     if message["type"] == "message":
-                        self._take(self._parse(message["data"].decode()))
+                        self._take(self._parse(message["data"].decode()), pushed=True)
                     elif message["type"] == "subscribe":  # (re)subscribed: earlier messages may be lost
                         self._confirmed_at = -TRUST_SECONDS
             except (RedisError, OSError, ValueError) as error:
@@ -92,9 +92,16 @@ class PositionFeed:
             self._drop(None)
             self._position, self._retry_at = None, 0.0
 
-    def _take(self, position) -> None:
+    def _take(self, position, pushed: bool = False) -> None:
         current = self._position
-        if current is None or current.epoch != position.epoch or position > current:
+        if current is not None and current.epoch and current.epoch != position.epoch:
+            # Another registry's database (Redis channels are shared by all its databases), or this
+            # one re-created: only a read of our own database may move to another epoch. (An empty
+            # epoch is a registry before its first commit.)
+            if not pushed:
+                self._position = position
+            return
+        if current is None or position > current:
             self._position = position
 
     def _listening(self) -> bool:

@@ -159,7 +159,7 @@ class ServerProcesses:
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
-                 "--lifespan", "off", "--ws-max-size", "65536", "--timeout-graceful-shutdown", "5"],
+                 "--lifespan", "off", "--ws", "wsproto", "--ws-max-size", "65536", "--timeout-graceful-shutdown", "5"],
                 cwd=settings.BASE_DIR, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
         address = f"127.0.0.1:{sock.getsockname()[1]}"
         self._started[address] = process
@@ -198,7 +198,7 @@ def asgi_server(transactional_db) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; connections queue until uvicorn accepts
     sock.listen(128)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning", ws="wsproto",
                                            ws_max_size=65536, timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

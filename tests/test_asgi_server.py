@@ -51,11 +51,12 @@ def test_asgi_server__websocket_from_foreign_origin__refused(asgi_server, path):
     import asyncio
 
     import websockets
+    from websockets.exceptions import InvalidStatus
 
     async def connect():
         async with websockets.connect(f"ws://{asgi_server}{path}", origin="http://evil.example"):
             pass
 
-    with pytest.raises(websockets.exceptions.InvalidStatus) as raised:
+    with pytest.raises(InvalidStatus) as raised:
         asyncio.run(connect())
     assert raised.value.response.status_code == 403

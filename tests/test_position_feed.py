@@ -35,6 +35,10 @@ def _read_with_queries() -> tuple[Position, int]:
 
 
 def test_feed__after_one_database_read__pushed_positions_without_queries(feed_redis):
+    from config_registry.services import revision_bump
+
+    revision_bump()  # the registry's first commit gives it its epoch
+    selectors.process_caches_clear()
     first, queries = _read_with_queries()
     assert queries == 1  # subscribed, then read once from the database
     assert _read_with_queries() == (first, 0)
@@ -43,6 +47,9 @@ def test_feed__after_one_database_read__pushed_positions_without_queries(feed_re
     _publish(feed_redis, newer)
     assert _read_with_queries() == (newer, 0)  # the very next read, no waiting
     _publish(feed_redis, first)  # an older position arriving late never goes back
+    assert _read_with_queries() == (newer, 0)
+    # Another registry on the same Redis server (channels span its databases): not ours.
+    _publish(feed_redis, Position("0" * 32, newer.revision + 100, 0))
     assert _read_with_queries() == (newer, 0)
 
 
