@@ -16,9 +16,10 @@ from config_registry.live import REVISIONS_GROUP
 from config_registry.ratelimit import window_count
 from config_registry.selectors import Position, position_observed
 
-from .selectors import chat_config
-from .services import may_chat, message_post, session_open
-from .tickets import TicketInvalid
+from .history import RoomHistories
+from .selectors import chat_config, room_history
+from .services import may_chat, message_post, session_known, session_open
+from .tickets import TicketInvalid, ticket_consume_async
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1009, 1013, 1011
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ROOM_LENGTH = 100
 UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
+HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
 
 
 def room_problem(room: str) -> str | None:
@@ -57,8 +59,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if problem:
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", problem)
         ticket = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket", [""])[-1]
+        # Usually everything is in this process's memory (keys, user, configuration, the room's
+        # history) and the handshake costs no database read; otherwise one hop to a database thread.
+        watched = HISTORIES.watch(self.room)  # before any read of the history
         try:
-            session = await db_call(session_open)(ticket=ticket, room=self.room)
+            known = session_known(ticket=ticket, room=self.room)
+            if known is not None:
+                session, claims = known
+                await ticket_consume_async(claims)
+            else:
+                session = await db_call(session_open)(ticket=ticket, room=self.room)
         except TicketInvalid as error:
             return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except UNAVAILABLE as error:
@@ -73,11 +83,33 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("chat connect refused with 1013: channel layer unavailable: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
         self.user, self.config = session.user, session.config
-        await self.send_json({"type": "history", "messages": session.history})
+        HISTORIES.joined(self.room)
+        try:
+            frame = await self._history_frame(session, watched)
+        except UNAVAILABLE as error:
+            logger.warning("chat connect refused with 1013: %s", error)
+            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
+        await self.send(text_data=frame)
         await self.send_json({"type": "config", "values": self.config})
+
+    async def _history_frame(self, session, watched) -> str:
+        """The room's history frame: as this process remembers it, if it can vouch for it; else
+        read from the database (after joining: nothing can fall between the snapshot and the group)."""
+        if session.history is not None:  # read before joining: trusted if a member was here all along
+            HISTORIES.read(self.room, session.history, session.position, watched)
+        frame = HISTORIES.frame(self.room, session.position)
+        if frame is not None:
+            return frame
+        history = session.history
+        if history is None:
+            watched = HISTORIES.watch(self.room)
+            history = await db_call(room_history)(self.room)
+            HISTORIES.read(self.room, history, session.position, watched)
+        return json.dumps({"type": "history", "messages": history})
 
     async def disconnect(self, code):
         if self.user is not None:
+            HISTORIES.left(self.room)
             await self.channel_layer.group_discard(room_group(self.room), self.channel_name)
             await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
 
@@ -128,11 +160,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             await self.channel_layer.group_send(room_group(self.room), {"type": "chat.message", **message})
         except Exception as error:  # the channel layer's backend (Redis) is down; the message is stored
+            HISTORIES.forget(self.room)  # it is missing from the history this process remembers
             logger.warning("chat message %s stored but not relayed: %s", message["id"], error)
             await self._error("unavailable", "your message was saved but could not be delivered live; "
                                              "others will see it in the history")
 
     async def chat_message(self, event):
+        HISTORIES.received(self.room, {key: event[key] for key in ("id", "user", "text", "at")})
         await self.send_json({key: event[key] for key in ("id", "user", "text", "at")} | {"type": "message"})
 
     async def registry_revision(self, event):

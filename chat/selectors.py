@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from config_registry.selectors import config_resolve
+from config_registry.selectors import Position, config_resolve, registry_position
 
 from .models import Message
 
@@ -21,18 +21,42 @@ CONFIG_MAX_AGE_SECONDS = 1.0  # see chat.tickets.KEYS_MAX_AGE_SECONDS
 def chat_config(username: str, max_age: float = 0.0) -> dict:
     """The user's non-secret `chat.*` values, resolved for this deployment's environment. Equal
     configurations are one shared object (read-only): thousands of connections hold one each."""
+    position = registry_position(max_age)  # before resolving: the memo may only be older, never newer
     resolved = config_resolve(environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username,
                               max_age=max_age)
     config = {key: value for key, value in resolved.values.items()
               if key.startswith("chat.") and key not in resolved.secrets}
     fingerprint = json.dumps(config, sort_keys=True, default=str)
-    if len(_configs) >= MAX_SHARED_CONFIGS:
+    if len(_configs) >= MAX_MEMO:
         _configs.clear()
-    return _configs.setdefault(fingerprint, config)
+    config = _configs.setdefault(fingerprint, config)
+    _memo_for(position)[username] = config
+    return config
 
 
-MAX_SHARED_CONFIGS = 10_000
-_configs: dict[str, dict] = {}
+def chat_config_known(username: str, position: Position) -> dict | None:
+    """chat_config() of `username` at `position` if this process has it in memory (no I/O)."""
+    memo = _memo
+    return memo[1].get(username) if memo[0] == position else None
+
+
+def _memo_for(position: Position) -> dict[str, dict]:
+    global _memo
+    if _memo[0] != position or len(_memo[1]) >= MAX_MEMO:
+        _memo = (position, {})
+    return _memo[1]
+
+
+MAX_MEMO = 10_000
+_configs: dict[str, dict] = {}  # fingerprint -> the one shared dict
+_memo: tuple[Position | None, dict[str, dict]] = (None, {})  # users' configs at one position
+
+
+def chat_memory_clear() -> None:
+    """Forget remembered configurations (tests)."""
+    global _memo
+    _memo = (None, {})
+    _configs.clear()
 
 
 def _history_sql() -> str:

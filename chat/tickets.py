@@ -16,7 +16,8 @@ from django.db import connection
 from django.utils import timezone
 
 from config_registry.exceptions import SecurityConfigMissing
-from config_registry.security import security_secret
+from config_registry.selectors import Position, registry_position
+from config_registry.security import security_secret, security_secret_known
 
 SIGNING_KEYS = "chat.signing_keys"
 AUDIENCE = "chat"
@@ -77,38 +78,101 @@ def ticket_issue(*, username: str) -> Ticket:
 def _active_user(username: str) -> ChatUser | None:
     # Plain SQL: this runs on every chat handshake, where compiling an ORM query would cost more
     # than verifying the ticket itself.
+    position = registry_position(KEYS_MAX_AGE_SECONDS)  # first: the memo may only be older, never newer
     table = get_user_model()._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {table} WHERE username = %s AND is_active = %s", [username, True])
         row = cursor.fetchone()
-    return ChatUser(row[0], username) if row else None
+    user = ChatUser(row[0], username) if row else None
+    if user is not None:
+        _active_memo_for(position)[username] = user
+    return user
 
 
-def ticket_verify(token: str) -> ChatUser:
-    """The active user a ticket names, consuming the ticket. Raises TicketInvalid."""
+def active_user_known(username: str, position: Position) -> ChatUser | None:
+    """The user, if this process saw them active at `position` (no I/O). Saving a user's
+    is_active moves the revision (config_registry.signals), so a memo of a position stays true."""
+    memo = _active_memo
+    return memo[1].get(username) if memo[0] == position else None
+
+
+def _active_memo_for(position: Position) -> dict[str, ChatUser]:
+    global _active_memo
+    if _active_memo[0] != position or len(_active_memo[1]) >= 100_000:
+        _active_memo = (position, {})
+    return _active_memo[1]
+
+
+_active_memo: tuple[Position | None, dict[str, ChatUser]] = (None, {})
+
+
+def active_users_clear() -> None:
+    """Forget remembered users (tests)."""
+    global _active_memo
+    _active_memo = (None, {})
+
+
+class UnknownKey(TicketInvalid):
+    """The ticket names a key not among those given (perhaps one published a moment ago)."""
+
+
+def ticket_claims(token: str, keys: list[str]) -> dict:
+    """The claims of a ticket signed with one of `keys`, checked (signature, algorithm, audience,
+    expiry), not yet consumed. Raises TicketInvalid (UnknownKey for a key not among `keys`)."""
     if not token:
         raise TicketInvalid("no ticket: connect with ?ticket=<ticket from POST /api/v1/chat/ticket>")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise TicketInvalid("the ticket is not a JWT") from None
-    kid = header.get("kid")
-    key = {key_id(k): k for k in signing_keys(KEYS_MAX_AGE_SECONDS)}.get(kid)
-    if key is None:  # perhaps a key published in the last moment: look at the registry itself
-        key = {key_id(k): k for k in signing_keys()}.get(kid)
+    key = {key_id(k): k for k in keys}.get(header.get("kid"))
     if key is None:
-        raise TicketInvalid("the ticket was signed with a key that is not (or no longer) a chat signing key")
+        raise UnknownKey("the ticket was signed with a key that is not (or no longer) a chat signing key")
     try:
-        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE,
-                            options={"require": ["exp", "sub", "aud", "jti"]})
+        return jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE,
+                          options={"require": ["exp", "sub", "aud", "jti"]})
     except jwt.ExpiredSignatureError:
         raise TicketInvalid("the ticket has expired: fetch a new one") from None
     except jwt.PyJWTError as error:
         raise TicketInvalid(f"the ticket is invalid ({type(error).__name__})") from None
+
+
+def _consumed_key(claims: dict) -> tuple[str, int]:
     remaining = int(claims["exp"] - timezone.now().timestamp()) + 1
-    # Single use: the first to record the jti wins; the record lasts as long as the ticket could.
-    if not cache.add(f"chat:ticket:{claims['jti']}", 1, timeout=max(remaining, 1)):
+    return f"chat:ticket:{claims['jti']}", max(remaining, 1)
+
+
+def ticket_consume(claims: dict) -> None:
+    """Single use: the first to record the jti wins; the record lasts as long as the ticket could.
+    Raises TicketInvalid for a ticket used before, CacheUnavailable without the shared cache."""
+    key, timeout = _consumed_key(claims)
+    if not cache.add(key, 1, timeout=timeout):
         raise TicketInvalid("the ticket was already used: fetch a new one")
+
+
+async def ticket_consume_async(claims: dict) -> None:
+    """ticket_consume() on an event loop: Redis without a thread; the local-memory cache directly."""
+    key, timeout = _consumed_key(claims)
+    added = await cache.add_async(key, 1, timeout) if hasattr(cache, "add_async") else cache.add(key, 1, timeout=timeout)
+    if not added:
+        raise TicketInvalid("the ticket was already used: fetch a new one")
+
+
+def signing_keys_known(max_age: float) -> list[str] | None:
+    """signing_keys(max_age) if this process has them in memory (no I/O), else None."""
+    keys = security_secret_known(SIGNING_KEYS, service="chat", max_age=max_age)
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and len(k) >= 32 for k in keys):
+        return None
+    return keys
+
+
+def ticket_verify(token: str) -> ChatUser:
+    """The active user a ticket names, consuming the ticket. Raises TicketInvalid."""
+    try:
+        claims = ticket_claims(token, signing_keys(KEYS_MAX_AGE_SECONDS))
+    except UnknownKey:  # perhaps a key published in the last moment: look at the registry itself
+        claims = ticket_claims(token, signing_keys())
+    ticket_consume(claims)
     user = _active_user(claims["sub"])
     if user is None:
         raise TicketInvalid("the ticket's user does not exist or is inactive")

@@ -57,12 +57,17 @@ class PositionFeed:
         self._confirmed_at = -TRUST_SECONDS
         self._retry_at = 0.0
 
-    def current(self):
+    def current(self, *, may_block: bool = True):
         """The newest position pushed to this process, or None when it must read the database
-        (and then report what it read to confirmed())."""
+        (and then report what it read to confirmed()). With may_block=False (on an event loop) it
+        neither waits for another thread nor subscribes: None then, too."""
         if not hasattr(cache, "subscription"):
             return None
-        with self._lock:
+        if not self._lock.acquire(blocking=may_block):
+            return None
+        try:
+            if not may_block and (self._pubsub is None or self._pid != os.getpid()):
+                return None
             if not self._listening():
                 return None
             try:
@@ -77,6 +82,8 @@ class PositionFeed:
             if self._position is None or time.monotonic() - self._confirmed_at > TRUST_SECONDS:
                 return None
             return self._position
+        finally:
+            self._lock.release()
 
     def confirmed(self, position) -> None:
         """`position` was just read from the database (committed). Once subscribed, every later

@@ -12,10 +12,20 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from .exceptions import RegistryUnavailable, SecurityConfigMissing
-from .selectors import registry_position, sealed_open, service_resolution
+from .selectors import registry_position, registry_position_known, sealed_open, service_resolution
 
 _cache: dict[tuple[str, str], tuple[tuple[str, int], Any]] = {}
 _cache_lock = threading.Lock()
+
+
+def security_secret_known(key: str, *, service: str = "chat", max_age: float) -> Any | None:
+    """security_secret(key, service=service, max_age=max_age) if this process has it in memory for
+    the position it knows without I/O (safe on an event loop); None when it would have to read."""
+    position = registry_position_known(max_age)
+    cached = _cache.get((service, key))
+    if position is None or cached is None or cached[0] != (position.epoch, position.revision):
+        return None
+    return cached[1]
 
 
 def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) -> Any:

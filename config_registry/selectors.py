@@ -101,6 +101,18 @@ def registry_position(max_age: float = 0.0) -> Position:
     return position
 
 
+def registry_position_known(max_age: float) -> Position | None:
+    """registry_position(max_age) if this process knows it without any I/O (safe on an event
+    loop): seen within `max_age` seconds, or on the position feed. None otherwise."""
+    observed = _observed
+    if observed is not None and time.monotonic() - observed[1] <= max_age:
+        return observed[0]
+    position = _feed.current(may_block=False)
+    if position is not None:
+        position_observed(position)
+    return position
+
+
 def database_position() -> Position:
     # Plain SQL: compiling an ORM query would be most of the cost of this read.
     with connection.cursor() as cursor:

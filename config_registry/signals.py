@@ -18,6 +18,17 @@ def membership_changed(sender, action, **kwargs) -> None:
         revision_bump()
 
 
+@receiver(post_save, sender=get_user_model())
+def user_saved(sender, update_fields=None, **kwargs) -> None:
+    # Processes remember who is active per revision (chat handshakes): a save that may change
+    # that moves the revision. Saves of other fields alone (last_login at every sign-in) do not.
+    if update_fields is not None and "is_active" not in update_fields:
+        return
+    from .services import revision_bump
+
+    revision_bump()
+
+
 @receiver(post_delete, sender=get_user_model())
 def user_deleted(sender, **kwargs) -> None:
     # Cached resolutions of a deleted user must not outlive them.

@@ -7,11 +7,14 @@
   are thread-safe and share the pool, so one per pool is enough.
 """
 
+import asyncio
 import logging
 import time
+import weakref
 
 from django.core.cache.backends import redis
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.backoff import NoBackoff
 from redis.client import PubSub
 from redis.exceptions import RedisError
@@ -47,6 +50,7 @@ class RedisCache(redis.RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+        self._async_clients = weakref.WeakKeyDictionary()  # event loop -> redis.asyncio client
 
     def get(self, key, default=None, version=None):
         try:
@@ -76,6 +80,20 @@ class RedisCache(redis.RedisCache):
             pipeline.incr(key, amount)
             pipeline.expire(key, timeout, nx=True)
             return pipeline.execute()[0]
+        except RedisError as error:
+            raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
+
+    async def add_async(self, key: str, value: int, timeout: int) -> bool:
+        """add() on an event loop without a thread: redis.asyncio, one client per loop. Raises
+        CacheUnavailable like add(). (Django's aadd() runs add() in a thread.)"""
+        key = self.make_and_validate_key(key)
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = AsyncRedis.from_url(
+                self._servers[0], socket_connect_timeout=1, socket_timeout=5)
+        try:
+            return bool(await client.set(key, value, ex=max(int(timeout), 1), nx=True))
         except RedisError as error:
             raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
 

@@ -13,6 +13,9 @@ from django.core.cache import cache
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
+from chat.consumers import HISTORIES
+from chat.selectors import chat_memory_clear
+from chat.tickets import active_users_clear
 from config_registry.audit import Actor
 from config_registry.models import Layer
 from config_registry.ratelimit import tallies_clear
@@ -52,6 +55,9 @@ def _fresh_cache():
     cache.clear()
     process_caches_clear()
     tallies_clear()
+    chat_memory_clear()
+    active_users_clear()
+    HISTORIES.clear()
     yield
 
 

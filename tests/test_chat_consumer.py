@@ -61,6 +61,7 @@ async def _closed_with(socket: WebsocketCommunicator, code: int, error: str | No
         frame = await socket.receive_json_from(timeout=5)
         assert (frame["type"], frame["code"]) == ("error", error), frame
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": code}
+    await socket.disconnect()  # as a client does: the consumer ends before the loop does
     return frame
 
 
@@ -316,6 +317,7 @@ def test_chat__frame_over_64_kib__closed_with_1009(chat):
         socket, _, _ = await _join("lobby", "alice")
         await socket.send_to(text_data=json.dumps({"type": "message", "text": "x" * 70_000}))
         assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
+        await socket.disconnect()  # as a client does: the consumer ends before the loop does
 
     _run(scenario())
 
@@ -410,9 +412,103 @@ def test_chat__unexpected_bug__logged_with_context_and_closed_with_1011(chat, ca
         socket, _, _ = await _join("lobby", "alice")
         await socket.send_json_to({"type": "message", "text": "boom"})
         assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 1011}
+        await socket.disconnect()  # as a client does: the consumer ends before the loop does
 
     with caplog.at_level("ERROR"):
         _run(scenario())
     record = next(r for r in caplog.records if r.name == "chat.consumers")
     assert "user=alice" in record.getMessage() and "room='lobby'" in record.getMessage()
     assert "a bug in message storage" in record.exc_text or "a bug in message storage" in str(record.exc_info[1])
+
+
+# Handshakes from memory ------------------------------------------------------------------------
+
+@pytest.fixture
+def database_hops(monkeypatch):
+    """Counts the chat's reads that need a database thread during a handshake."""
+    import chat.consumers
+
+    hops = {"session_open": 0, "room_history": 0}
+    for name in hops:
+        original = getattr(chat.consumers, name)
+
+        def counting(*args, _original=original, _name=name, **kwargs):
+            hops[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(chat.consumers, name, counting)
+    return hops
+
+
+def test_chat__known_user_joins_a_room_with_members__no_database_read(chat, database_hops):
+    async def scenario():
+        alice, _, _ = await _join("lobby", "alice")
+        await alice.send_json_to({"type": "message", "text": "before bob"})
+        await alice.receive_json_from(timeout=5)
+        first_bob, history, _ = await _join("lobby", "bob")
+        assert database_hops == {"session_open": 2, "room_history": 0}
+        assert [m["text"] for m in history["messages"]] == ["before bob"]
+        await first_bob.disconnect()
+
+        hops_before = dict(database_hops)
+        again, history, config = await _join("lobby", "bob")  # keys, user, config and history in memory
+        assert database_hops == hops_before
+        assert [m["text"] for m in history["messages"]] == ["before bob"]
+        assert config["values"]["chat.max_message_length"] == 20
+        await alice.send_json_to({"type": "message", "text": "after bob"})
+        assert (await again.receive_json_from(timeout=5))["text"] == "after bob"
+        await alice.receive_json_from(timeout=5)
+
+        third, history, _ = await _join("lobby", "bob")  # the message reached the remembered history
+        assert [m["text"] for m in history["messages"]] == ["before bob", "after bob"]
+        assert database_hops == hops_before
+        for socket in (alice, again, third):
+            await socket.disconnect()
+
+    _run(scenario())
+
+
+def test_chat__from_memory__ticket_still_single_use(chat, database_hops):
+    async def scenario():
+        alice, _, _ = await _join("lobby", "alice")
+        bob, _, _ = await _join("lobby", "bob")
+        await bob.disconnect()
+        hops_before = dict(database_hops)
+        ticket = await db_call(ticket_issue)(username="bob")
+        first = _socket("lobby", ticket.token)
+        assert (await first.connect())[0]
+        await first.receive_json_from(timeout=5)
+        await first.receive_json_from(timeout=5)
+        assert database_hops == hops_before  # served from memory
+        second = _socket("lobby", ticket.token)
+        await second.connect()
+        frame = await _closed_with(second, 4401, "unauthorized")
+        assert "already used" in frame["message"]
+        for socket in (alice, first):
+            await socket.disconnect()
+
+    _run(scenario())
+
+
+def test_chat__user_deactivated__remembered_no_longer__4401(chat):
+    from django.contrib.auth.models import User
+
+    async def scenario():
+        alice, _, _ = await _join("lobby", "alice")
+        bob, _, _ = await _join("lobby", "bob")
+        await bob.disconnect()
+
+        def deactivate():
+            user = User.objects.get(username="bob")
+            user.is_active = False
+            user.save()
+
+        await db_call(deactivate)()
+        ticket = await db_call(ticket_issue)(username="bob")  # issued by a service token, say
+        socket = _socket("lobby", ticket.token)
+        await socket.connect()
+        frame = await _closed_with(socket, 4401, "unauthorized")
+        assert "inactive" in frame["message"]
+        await alice.disconnect()
+
+    _run(scenario())

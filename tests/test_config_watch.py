@@ -92,5 +92,6 @@ def test_watch__refused__error_frame_then_close_code(registry, make_token, scope
         frame = await socket.receive_json_from(timeout=5)
         assert frame["type"] == "error" and frame["code"] == error and frame["message"]
         assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": code}
+        await socket.disconnect()  # as a client does: the consumer ends before the loop does
 
     asyncio.run(scenario())

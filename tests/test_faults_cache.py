@@ -60,6 +60,7 @@ def test_cache_down__chat_connection_refused_with_1013_not_1011(redis_down, make
         frame = await socket_.receive_json_from(timeout=10)
         assert (frame["type"], frame["code"]) == ("error", "unavailable")
         assert await socket_.receive_output(timeout=10) == {"type": "websocket.close", "code": 1013}
+        await socket_.disconnect()  # as a client does: the consumer ends before the loop does
 
     asyncio.run(scenario())
 
@@ -79,6 +80,7 @@ def test_channel_layer_down__chat_connection_refused_with_1013(chat_ready, monke
         assert (await socket_.connect())[0]
         assert (await socket_.receive_json_from(timeout=10))["code"] == "unavailable"
         assert await socket_.receive_output(timeout=10) == {"type": "websocket.close", "code": 1013}
+        await socket_.disconnect()  # as a client does: the consumer ends before the loop does
 
     asyncio.run(scenario())
 
