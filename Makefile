@@ -36,7 +36,7 @@ serve: $(VENV)/.runtime-installed
 	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws wsproto --ws-max-size 65536 \
 	  --lifespan off --timeout-graceful-shutdown 5
 
-# Production layout on one host (README, "Performance and production serving"): gunicorn serves HTTP
+# Production layout on one host (README, "Deployment"): gunicorn serves HTTP
 # (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.
 # Needs the production environment (DEBUG=false, DATABASE_URL, REDIS_URL, keys, ALLOWED_HOSTS).
 HTTP_WORKERS ?= 2

@@ -25,7 +25,8 @@ EMPTY_FRAME = json.dumps({"type": "history", "messages": []})
 class _Room:
     members: int = 0
     messages: dict[int, dict] | None = None  # id -> message, the newest HISTORY_SIZE
-    read_at: tuple | None = None  # (registry position, monotonic time) of the snapshot, once trusted
+    read_position: object = None  # the registry position of the trusted snapshot, if there is one
+    read_time: float = 0.0  # when it was read (monotonic)
     frame: str | None = None  # the history frame as sent, built once per change
 
 
@@ -68,21 +69,20 @@ class RoomHistories:
             return
         self._keep(record, messages)
         if watched is record:
-            record.read_at = (position, time.monotonic())
+            record.read_position, record.read_time = position, time.monotonic()
 
     def forget(self, room: str) -> None:
         """Something may be missing (a message stored but not relayed): read again next time."""
         record = self._rooms.get(room)
         if record is not None:
-            record.read_at = None
+            record.read_position = None
 
     def frame(self, room: str, position) -> str | None:
         """The history frame for a new member, if this process can vouch for it."""
         record = self._rooms.get(room)
-        if record is None or record.read_at is None:
+        if record is None or record.read_position is None:
             return None
-        read_position, read_time = record.read_at
-        if read_position != position or time.monotonic() - read_time > TRUST_SECONDS:
+        if record.read_position != position or time.monotonic() - record.read_time > TRUST_SECONDS:
             return None
         if not record.messages:
             return EMPTY_FRAME
