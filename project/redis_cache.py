@@ -20,6 +20,7 @@ from functools import cached_property
 
 from django.core.cache.backends import redis
 from redis import Redis
+from redis.asyncio import BlockingConnectionPool as AsyncBlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.backoff import NoBackoff
 from redis.client import PubSub
@@ -109,8 +110,9 @@ class RedisCache(redis.RedisCache):
         clients = _shared_async_clients.setdefault(asyncio.get_running_loop(), {})
         client = clients.get(self._shared_key)
         if client is None:
-            client = clients[self._shared_key] = AsyncRedis.from_url(
-                self._servers[0], socket_connect_timeout=1, socket_timeout=5)
+            pool = AsyncBlockingConnectionPool.from_url(  # waits for a free connection, as the sync one
+                self._servers[0], max_connections=100, timeout=5, socket_connect_timeout=5, socket_timeout=5)
+            client = clients[self._shared_key] = AsyncRedis(connection_pool=pool)
         try:
             return bool(await client.set(key, value, ex=max(int(timeout), 1), nx=True))
         except RedisError as error:

@@ -151,7 +151,11 @@ if REDIS_URL:
             "BACKEND": "project.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "config-registry",
-            "OPTIONS": _redis_retry(retry),
+            # One pool per process (project.redis_cache), shared by every thread and consumer: when
+            # all its connections are busy, wait for one (up to 5 s) instead of failing (redis-py's
+            # default pool raises "Too many connections" past 100).
+            "OPTIONS": {**_redis_retry(retry), "pool_class": "redis.BlockingConnectionPool",
+                        "max_connections": 100, "timeout": 5},
         }
     }
     CHANNEL_LAYERS = {

@@ -118,7 +118,11 @@ def test_chat_e2e__300_clients_join_one_room_at_once__all_connect_and_receive(ch
         assert {frame["text"] for frame in received} == {"hello everyone"}
         await asyncio.gather(*(socket.close() for socket in sockets))
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    except Exception:
+        print(log.read_text()[-3000:])  # the server's side of it, in the failure report
+        raise
     assert "Too many connections" not in log.read_text()
 
 
