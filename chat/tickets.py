@@ -59,10 +59,14 @@ KEYS_MAX_AGE_SECONDS = 1.0
 def signing_keys(max_age: float = 0.0) -> list[str]:
     """The current keys from the registry. Raises SecurityConfigMissing, RegistryUnavailable."""
     keys = security_secret(SIGNING_KEYS, service="chat", max_age=max_age)
-    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and len(k) >= 32 for k in keys):
+    if not _usable_keys(keys):
         raise SecurityConfigMissing(key=SIGNING_KEYS, environment="(this deployment)", service="chat",
                                     reason="must be a non-empty list of keys of at least 32 characters")
     return keys
+
+
+def _usable_keys(keys) -> bool:
+    return isinstance(keys, list) and bool(keys) and all(isinstance(k, str) and len(k) >= 32 for k in keys)
 
 
 def ticket_issue(*, username: str) -> Ticket:
@@ -161,9 +165,7 @@ async def ticket_consume_async(claims: dict) -> None:
 def signing_keys_known(max_age: float) -> list[str] | None:
     """signing_keys(max_age) if this process has them in memory (no I/O), else None."""
     keys = security_secret_known(SIGNING_KEYS, service="chat", max_age=max_age)
-    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and len(k) >= 32 for k in keys):
-        return None
-    return keys
+    return keys if _usable_keys(keys) else None
 
 
 def ticket_verify(token: str) -> ChatUser:
