@@ -110,8 +110,10 @@ class RedisCache(redis.RedisCache):
         clients = _shared_async_clients.setdefault(asyncio.get_running_loop(), {})
         client = clients.get(self._shared_key)
         if client is None:
-            pool = AsyncBlockingConnectionPool.from_url(  # waits for a free connection, as the sync one
-                self._servers[0], max_connections=100, timeout=5, socket_connect_timeout=5, socket_timeout=5)
+            # Sized and waiting like the sync pool (settings.CACHES); retries there are sync objects.
+            pool = AsyncBlockingConnectionPool.from_url(
+                self._servers[0], max_connections=self._options.get("max_connections", 100),
+                timeout=self._options.get("timeout", 5), socket_connect_timeout=5, socket_timeout=5)
             client = clients[self._shared_key] = AsyncRedis(connection_pool=pool)
         try:
             return bool(await client.set(key, value, ex=max(int(timeout), 1), nx=True))
