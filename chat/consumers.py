@@ -4,20 +4,22 @@ of the user's resolved configuration, and follow that configuration live."""
 import hashlib
 import json
 import logging
+import math
 from urllib.parse import parse_qs
 
 from channels.exceptions import StopConsumer
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 
 from config_registry.asyncdb import db_call
 from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
-from config_registry.live import REVISIONS_GROUP
+from config_registry.live import RevisionRelay
 from config_registry.ratelimit import window_count
-from config_registry.selectors import Position, position_observed
+from config_registry.selectors import Position, position_observed, registry_position_known
 
 from .history import RoomHistories
-from .selectors import chat_config, room_history
+from .selectors import chat_config, chat_configs, room_history
 from .services import may_chat, message_post, session_known, session_open
 from .tickets import TicketInvalid, ticket_consume_async
 
@@ -29,6 +31,29 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_ROOM_LENGTH = 100
 UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
 HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
+
+
+async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
+    """A publish somewhere: re-resolve the chat configuration of this process's users (one hop
+    to a database thread for all of them) and apply it live to each connection."""
+    position_observed(Position(event["epoch"], event["revision"], event["token_generation"]))
+    consumers = [consumer for consumer in consumers if consumer.user is not None]
+    try:
+        configs = await db_call(chat_configs)({consumer.user.username for consumer in consumers})
+    except UNAVAILABLE as error:
+        logger.warning("chat could not re-resolve its users' configuration; keeping the current one: %s", error)
+        return
+    for consumer in consumers:
+        try:
+            await consumer.config_apply(configs[consumer.user.username])
+        except OSError:  # the client has just gone; its disconnect follows
+            pass
+        except Exception:
+            logger.exception("chat could not apply new configuration (user=%s, room=%r)",
+                             consumer.user.username, consumer.room)
+
+
+REVISIONS = RevisionRelay(revision_deliver)
 
 
 def room_problem(room: str) -> str | None:
@@ -49,8 +74,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     application code, so that every client (browsers too) sees why: 4401 ticket, 4403 not allowed
     to chat, 4400 bad room name, 1013 registry unavailable; 1009 for a frame over 64 KiB."""
 
-    user = None
+    user = None  # set once the connection is open (its first frames sent)
     config: dict = {}
+    joined = False  # a member of its room's group
 
     async def connect(self):
         await self.accept()
@@ -78,19 +104,33 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
         try:
             await self.channel_layer.group_add(room_group(self.room), self.channel_name)
-            await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
+            self.joined = True
+            HISTORIES.joined(self.room)
+            await REVISIONS.join(self.channel_layer, self)
         except Exception as error:  # the channel layer's backend (Redis) is down
             logger.warning("chat connect refused with 1013: channel layer unavailable: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
-        self.user, self.config = session.user, session.config
-        HISTORIES.joined(self.room)
         try:
             frame = await self._history_frame(session, watched)
         except UNAVAILABLE as error:
             logger.warning("chat connect refused with 1013: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         await self.send(text_data=frame)
-        await self.send_json({"type": "config", "values": self.config})
+        await self.send_json({"type": "config", "values": session.config})
+        # From here on publishes apply live (not before: the history and config frames come first).
+        self.user, self.config = session.user, session.config
+        if registry_position_known(math.inf) != session.position:
+            await self._config_catch_up()
+
+    async def _config_catch_up(self) -> None:
+        """A publish announced between this connection's reading of its configuration and its
+        joining has not reached it: look again."""
+        try:
+            config = await db_call(chat_config)(self.user.username)
+        except UNAVAILABLE as error:
+            logger.warning("chat could not re-resolve %s's configuration: %s", self.user.username, error)
+            return
+        await self.config_apply(config)
 
     async def _history_frame(self, session, watched) -> str:
         """The room's history frame: as this process remembers it, if it can vouch for it; else
@@ -108,14 +148,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return json.dumps({"type": "history", "messages": history})
 
     async def disconnect(self, code):
-        if self.user is not None:
+        if self.joined:
             HISTORIES.left(self.room)
+            await REVISIONS.leave(self)
             await self.channel_layer.group_discard(room_group(self.room), self.channel_name)
-            await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
 
     async def dispatch(self, message):
+        # channels' own dispatch() hops to a thread to close stale database connections before
+        # every message; here every database call (db_call) closes its own, so that hop is skipped.
+        handler = getattr(self, get_handler_name(message), None)
         try:
-            await super().dispatch(message)
+            if handler is None:
+                raise ValueError(f"no handler for message type {message['type']}")
+            await handler(message)
         except StopConsumer:  # the normal end of a connection
             raise
         except OSError:
@@ -169,17 +214,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         HISTORIES.received(self.room, {key: event[key] for key in ("id", "user", "text", "at")})
         await self.send_json({key: event[key] for key in ("id", "user", "text", "at")} | {"type": "message"})
 
-    async def registry_revision(self, event):
-        """A publish somewhere: re-resolve this user's chat configuration and apply it live."""
-        if self.user is None:
-            return
-        position_observed(Position(event["epoch"], event["revision"], event["token_generation"]))
-        try:
-            config = await db_call(chat_config)(self.user.username)
-        except UNAVAILABLE:
-            logger.warning("chat could not re-resolve %s's configuration; keeping the current one", self.user)
-            return
-        if config == self.config:
+    async def config_apply(self, config: dict) -> None:
+        """This user's configuration after a publish: applied live, or the end of the connection."""
+        if self.user is None or config == self.config:
             return
         self.config = config
         refusal = may_chat(config, self.room)

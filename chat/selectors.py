@@ -34,6 +34,12 @@ def chat_config(username: str, max_age: float = 0.0) -> dict:
     return config
 
 
+def chat_configs(usernames: set[str]) -> dict[str, dict]:
+    """chat_config() of each user, now (the registry's position read once for all of them)."""
+    registry_position()
+    return {username: chat_config(username, max_age=CONFIG_MAX_AGE_SECONDS) for username in usernames}
+
+
 def chat_config_known(username: str, position: Position) -> dict | None:
     """chat_config() of `username` at `position` if this process has it in memory (no I/O)."""
     memo = _memo

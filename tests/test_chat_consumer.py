@@ -512,3 +512,62 @@ def test_chat__user_deactivated__remembered_no_longer__4401(chat):
         await alice.disconnect()
 
     _run(scenario())
+
+
+# One revisions membership per process -------------------------------------------------------------
+
+async def _revision_members() -> set[str]:
+    """The channels in the revisions group, as the layer (in memory or Redis) holds them."""
+    from channels.layers import get_channel_layer
+
+    from config_registry.live import REVISIONS_GROUP
+
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):  # in memory
+        return set(layer.groups.get(REVISIONS_GROUP, {}))
+    connection = layer.connection(layer.consistent_hash(REVISIONS_GROUP))
+    return set(await connection.zrange(layer._group_key(REVISIONS_GROUP), 0, -1))
+
+
+def test_chat__many_connections__one_membership_of_the_revisions_group_until_the_last_leaves(chat):
+    async def scenario():
+        alice, _, _ = await _join("lobby", "alice")
+        bob, _, _ = await _join("lobby", "bob")
+        zoe, _, _ = await _join("garden", "zoë")
+        assert len(await _revision_members()) == 1  # not one per connection: joining costs the layer nothing
+        await _publish("global", {"chat.max_message_length": 30})
+        for socket in (alice, bob, zoe):  # and the one membership reaches every connection
+            assert (await socket.receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 30
+        for socket in (alice, bob):
+            await socket.disconnect()
+        assert len(await _revision_members()) == 1
+        await zoe.disconnect()
+        assert await _revision_members() == set()  # the last one out leaves the group
+
+    _run(scenario())
+
+
+def test_chat__publish_between_reading_config_and_joining__still_reaches_the_connection(chat, monkeypatch):
+    from chat import consumers
+
+    join, sockets = consumers.REVISIONS.join, {}
+
+    async def publish_then_join(layer, member):
+        if getattr(member, "room", None) == "garden":  # bob's configuration has been read, he is not in yet
+            await _publish("global", {"chat.max_message_length": 33})
+            # Delivered to the members of this moment (alice), not to bob.
+            assert (await sockets["alice"].receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 33
+        await join(layer, member)
+
+    monkeypatch.setattr(consumers.REVISIONS, "join", publish_then_join)
+
+    async def scenario():
+        sockets["alice"], _, _ = await _join("lobby", "alice")  # keeps the process's relay running
+        bob, _, config = await _join("garden", "bob")
+        assert config["values"]["chat.max_message_length"] == 20  # as read before the publish
+        update = await bob.receive_json_from(timeout=5)  # caught up once in
+        assert (update["type"], update["values"]["chat.max_message_length"]) == ("config", 33)
+        await bob.disconnect()
+        await sockets["alice"].disconnect()
+
+    _run(scenario())
