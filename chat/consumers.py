@@ -10,11 +10,12 @@ from urllib.parse import parse_qs
 from channels.exceptions import StopConsumer
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
 from config_registry.asyncdb import db_call
 from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
-from config_registry.live import RevisionRelay
+from config_registry.live import REVISION_EVENT, REVISIONS_GROUP, GroupRelay, group_message
 from config_registry.ratelimit import window_count
 from config_registry.selectors import Position, position_observed, registry_position_known
 
@@ -31,6 +32,28 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_ROOM_LENGTH = 100
 UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
 HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
+
+
+async def relay_deliver(group: str, message: dict, consumers: list["ChatConsumer"]) -> None:
+    """What reaches this process for its chat connections (see RELAY)."""
+    if message["type"] == "chat.message":
+        await message_deliver(message, consumers)
+    elif message["type"] == REVISION_EVENT:
+        await revision_deliver(message, consumers)
+    else:
+        logger.warning("chat ignored a %r message to %s", message["type"], group)
+
+
+async def message_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
+    """A message to a room: into the room's history here, and to each member here (encoded once)."""
+    message = {key: event[key] for key in ("id", "user", "text", "at")}
+    HISTORIES.received(event["room"], message)
+    frame = json.dumps(message | {"type": "message"})
+    for consumer in consumers:
+        try:
+            await consumer.send(text_data=frame)
+        except OSError:  # the client has just gone; its disconnect follows
+            pass
 
 
 async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
@@ -53,7 +76,8 @@ async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None
                              consumer.user.username, consumer.room)
 
 
-REVISIONS = RevisionRelay(revision_deliver)
+# The process's one membership of each group its connections are in (rooms, registry revisions).
+RELAY = GroupRelay(relay_deliver)
 
 
 def room_problem(room: str) -> str | None:
@@ -74,6 +98,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     application code, so that every client (browsers too) sees why: 4401 ticket, 4403 not allowed
     to chat, 4400 bad room name, 1013 registry unavailable; 1009 for a frame over 64 KiB."""
 
+    channel_layer_alias = None  # no channel of its own: RELAY brings what its groups receive
     user = None  # set once the connection is open (its first frames sent)
     config: dict = {}
     joined = False  # a member of its room's group
@@ -102,11 +127,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         if session.refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
+        layer = get_channel_layer()
         try:
-            await self.channel_layer.group_add(room_group(self.room), self.channel_name)
+            await RELAY.join(layer, room_group(self.room), self)
             self.joined = True
-            HISTORIES.joined(self.room)
-            await REVISIONS.join(self.channel_layer, self)
+            HISTORIES.joined(self.room)  # after the process is in the room's group (chat.history)
+            await RELAY.join(layer, REVISIONS_GROUP, self)
         except Exception as error:  # the channel layer's backend (Redis) is down
             logger.warning("chat connect refused with 1013: channel layer unavailable: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
@@ -150,8 +176,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.joined:
             HISTORIES.left(self.room)
-            await REVISIONS.leave(self)
-            await self.channel_layer.group_discard(room_group(self.room), self.channel_name)
+            await RELAY.leave(REVISIONS_GROUP, self)
+            await RELAY.leave(room_group(self.room), self)
 
     async def dispatch(self, message):
         # channels' own dispatch() hops to a thread to close stale database connections before
@@ -203,16 +229,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except UNAVAILABLE:
             return await self._error("unavailable", "the message could not be stored; retry shortly")
         try:
-            await self.channel_layer.group_send(room_group(self.room), {"type": "chat.message", **message})
+            group = room_group(self.room)
+            await get_channel_layer().group_send(group, group_message(group, {
+                "type": "chat.message", "room": self.room, **message}))
         except Exception as error:  # the channel layer's backend (Redis) is down; the message is stored
             HISTORIES.forget(self.room)  # it is missing from the history this process remembers
             logger.warning("chat message %s stored but not relayed: %s", message["id"], error)
             await self._error("unavailable", "your message was saved but could not be delivered live; "
                                              "others will see it in the history")
-
-    async def chat_message(self, event):
-        HISTORIES.received(self.room, {key: event[key] for key in ("id", "user", "text", "at")})
-        await self.send_json({key: event[key] for key in ("id", "user", "text", "at")} | {"type": "message"})
 
     async def config_apply(self, config: dict) -> None:
         """This user's configuration after a publish: applied live, or the end of the connection."""

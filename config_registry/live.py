@@ -25,89 +25,121 @@ def broadcast_revision(sender, revision: int, **kwargs) -> None:
         from .selectors import database_position
 
         position = database_position()  # committed; carries the epoch and token generation along
-        async_to_sync(layer.group_send)(REVISIONS_GROUP, {"type": REVISION_EVENT, **position._asdict()})
+        async_to_sync(layer.group_send)(REVISIONS_GROUP, group_message(REVISIONS_GROUP, {
+            "type": REVISION_EVENT, **position._asdict()}))
     except Exception:
         logger.warning("could not announce revision %s on the channel layer", revision, exc_info=True)
 
 
-class RevisionRelay:
-    """registry.revision events for the consumers of this process through one membership of
-    REVISIONS_GROUP (per event loop) instead of one per connection: joining and leaving cost the
-    channel layer nothing while the process has other members (on Redis, three round trips fewer
-    per connection), and a publish crosses the layer once per process instead of once per
-    connection. `deliver(event, members)` is awaited for each event, one event after the other."""
+class GroupRelay:
+    """Channel-layer groups joined once per process (per event loop) for all of its members,
+    through one channel of its own: joining a group that already has a member here, and leaving
+    it while others stay, cost the channel layer nothing (on Redis, no round trip), and a message
+    to a group crosses the layer once per process instead of once per member.
+
+    Messages name their group (`"group": name`, see group_message()); `deliver(group, message,
+    members)` is awaited for each, one after the other, in the order they arrived."""
 
     REFRESH_SECONDS = 3600.0  # re-join well within the layer's group expiry (a day by default)
+    CHANNEL_PREFIX = "relay"  # the capacity of these channels is set in settings.CHANNEL_LAYERS
 
-    def __init__(self, deliver: Callable[[dict, list], Awaitable[None]]):
+    def __init__(self, deliver: Callable[[str, dict, list], Awaitable[None]]):
         self._deliver = deliver
         self._relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopRelay] = weakref.WeakKeyDictionary()
 
-    async def join(self, layer, member) -> None:
+    async def join(self, layer, group: str, member) -> None:
         """Raises what the layer raises when it is down (the member has not joined then)."""
         loop = asyncio.get_running_loop()
         relay = self._relays.get(loop)
         if relay is None:
             relay = self._relays[loop] = _LoopRelay(layer, self._deliver)
-        await relay.join(member)
+        await relay.join(group, member)
 
-    async def leave(self, member) -> None:
-        loop = asyncio.get_running_loop()
-        relay = self._relays.get(loop)
+    async def leave(self, group: str, member) -> None:
+        relay = self._relays.get(asyncio.get_running_loop())
         if relay is not None:
-            await relay.leave(member)
+            await relay.leave(group, member)
+
+
+def group_message(group: str, message: dict) -> dict:
+    """`message` for a group_send() to `group`, as GroupRelay delivers it."""
+    return {**message, "group": group}
 
 
 class _LoopRelay:
     def __init__(self, layer, deliver):
         self.layer, self.deliver = layer, deliver
-        self.members: set = set()
-        self.lock = asyncio.Lock()
+        self.groups: dict[str, set] = {}  # group -> its members here
+        self.lock = asyncio.Lock()  # one change of membership at a time
         self.channel: str | None = None
         self.task: asyncio.Task | None = None
 
-    async def join(self, member) -> None:
-        if self.task is None:
-            async with self.lock:
-                if self.task is None:
-                    channel = await self.layer.new_channel()
-                    await self.layer.group_add(REVISIONS_GROUP, channel)
-                    self.channel, self.task = channel, asyncio.create_task(self._relay(channel))
-        self.members.add(member)
-
-    async def leave(self, member) -> None:
-        self.members.discard(member)
-        if self.members or self.task is None:
+    async def join(self, group: str, member) -> None:
+        members = self.groups.get(group)
+        if members is not None:  # the usual case: no I/O
+            members.add(member)
             return
         async with self.lock:
-            if self.members or self.task is None:
+            if self.task is None:
+                self.channel = await self.layer.new_channel(GroupRelay.CHANNEL_PREFIX)
+                self.task = asyncio.create_task(self._relay(self.channel))
+            members = self.groups.get(group)
+            if members is None:
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except BaseException:
+                    if not self.groups:
+                        self._stop()
+                    raise
+                members = self.groups[group] = set()
+            members.add(member)
+
+    async def leave(self, group: str, member) -> None:
+        members = self.groups.get(group)
+        if members is None:
+            return
+        members.discard(member)
+        if members:
+            return
+        async with self.lock:
+            if members or self.groups.get(group) is not members:
                 return
-            task, self.task = self.task, None
-            task.cancel()
+            del self.groups[group]
             try:
-                await self.layer.group_discard(REVISIONS_GROUP, self.channel)
+                await self.layer.group_discard(group, self.channel)
             except Exception as error:  # the layer is down: the membership expires by itself
-                logger.warning("could not leave %s: %s", REVISIONS_GROUP, error)
+                logger.warning("could not leave %s: %s", group, error)
+            if not self.groups:
+                self._stop()
+
+    def _stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = self.channel = None
 
     async def _relay(self, channel: str) -> None:
         receiving = asyncio.ensure_future(self.layer.receive(channel))
         try:
             while True:
-                done, _ = await asyncio.wait({receiving}, timeout=RevisionRelay.REFRESH_SECONDS)
+                done, _ = await asyncio.wait({receiving}, timeout=GroupRelay.REFRESH_SECONDS)
                 if not done:
                     await self._refresh(channel)
                     continue
-                event = receiving.result()
+                message = receiving.result()
                 receiving = asyncio.ensure_future(self.layer.receive(channel))
+                members = self.groups.get(message.get("group"))
+                if not members:
+                    continue
                 try:
-                    await self.deliver(event, list(self.members))
+                    await self.deliver(message["group"], message, list(members))
                 except Exception:
-                    logger.exception("could not deliver %s to this process's consumers", event.get("type"))
+                    logger.exception("could not deliver %s to this process's members", message.get("type"))
         finally:
             receiving.cancel()
 
     async def _refresh(self, channel: str) -> None:
-        try:
-            await self.layer.group_add(REVISIONS_GROUP, channel)
-        except Exception as error:
-            logger.warning("could not renew this process's membership of %s: %s", REVISIONS_GROUP, error)
+        for group in list(self.groups):
+            try:
+                await self.layer.group_add(group, channel)
+            except Exception as error:
+                logger.warning("could not renew this process's membership of %s: %s", group, error)

@@ -137,6 +137,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A process receives everything for its chat connections on one channel (config_registry.live's
+# GroupRelay): room for bursts well past channels' default of 100 queued messages per channel.
+RELAY_CHANNEL_CAPACITY = {"relay.*": 10_000}
 if REDIS_URL:
     from redis import asyncio as redis_asyncio, backoff, exceptions as redis_errors, retry
 
@@ -170,12 +173,14 @@ if REDIS_URL:
                 "socket_timeout": 10,
                 "socket_keepalive": True,
                 **_redis_retry(redis_asyncio.retry),
-            }]},
+            }], "channel_capacity": RELAY_CHANNEL_CAPACITY},
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # (Its channel_capacity patterns are not compiled by channels 4: one capacity for every channel.)
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": max(RELAY_CHANNEL_CAPACITY.values())}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -550,16 +550,18 @@ def test_chat__many_connections__one_membership_of_the_revisions_group_until_the
 def test_chat__publish_between_reading_config_and_joining__still_reaches_the_connection(chat, monkeypatch):
     from chat import consumers
 
-    join, sockets = consumers.REVISIONS.join, {}
+    from config_registry.live import REVISIONS_GROUP
 
-    async def publish_then_join(layer, member):
-        if getattr(member, "room", None) == "garden":  # bob's configuration has been read, he is not in yet
+    join, sockets = consumers.RELAY.join, {}
+
+    async def publish_then_join(layer, group, member):
+        if group == REVISIONS_GROUP and member.room == "garden":  # bob's configuration has been read
             await _publish("global", {"chat.max_message_length": 33})
             # Delivered to the members of this moment (alice), not to bob.
             assert (await sockets["alice"].receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 33
-        await join(layer, member)
+        await join(layer, group, member)
 
-    monkeypatch.setattr(consumers.REVISIONS, "join", publish_then_join)
+    monkeypatch.setattr(consumers.RELAY, "join", publish_then_join)
 
     async def scenario():
         sockets["alice"], _, _ = await _join("lobby", "alice")  # keeps the process's relay running
