@@ -104,19 +104,20 @@ class RedisCache(redis.RedisCache):
             raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
 
     async def add_async(self, key: str, value: int, timeout: int) -> bool:
-        """add() on an event loop without a thread: redis.asyncio, one client per loop. Raises
-        CacheUnavailable like add(). (Django's aadd() runs add() in a thread.)"""
+        """add() on an event loop without a thread: redis.asyncio, one client per loop, the adds
+        of the moment in one round trip. Raises CacheUnavailable like add(). (Django's aadd() runs
+        add() in a thread.)"""
         key = self.make_and_validate_key(key)
-        clients = _shared_async_clients.setdefault(asyncio.get_running_loop(), {})
-        client = clients.get(self._shared_key)
-        if client is None:
+        adds = _shared_async_clients.setdefault(asyncio.get_running_loop(), {})
+        batch = adds.get(self._shared_key)
+        if batch is None:
             # Sized and waiting like the sync pool (settings.CACHES); retries there are sync objects.
             pool = AsyncBlockingConnectionPool.from_url(
                 self._servers[0], max_connections=self._options.get("max_connections", 100),
                 timeout=self._options.get("timeout", 5), socket_connect_timeout=5, socket_timeout=5)
-            client = clients[self._shared_key] = AsyncRedis(connection_pool=pool)
+            batch = adds[self._shared_key] = _BatchedAdds(AsyncRedis(connection_pool=pool))
         try:
-            return bool(await client.set(key, value, ex=max(int(timeout), 1), nx=True))
+            return await batch.add(key, value, max(int(timeout), 1))
         except RedisError as error:
             raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
 
@@ -140,3 +141,42 @@ class RedisCache(redis.RedisCache):
             pubsub.close()
             raise CacheUnavailable(f"the shared cache is unavailable: {error}") from error
         return pubsub
+
+
+class _BatchedAdds:
+    """SET NX of many keys in one round trip: while one pipeline is in flight, the adds that
+    arrive wait for it and then go together in the next. No add waits when none is in flight, and
+    each stays atomic on its own (a chat ticket is used once however they are grouped)."""
+
+    def __init__(self, client: AsyncRedis):
+        self.client = client
+        self.waiting: list[tuple[str, int, int, asyncio.Future]] = []
+        self.sending = False
+
+    async def add(self, key: str, value: int, timeout: int) -> bool:
+        added = asyncio.get_running_loop().create_future()
+        self.waiting.append((key, value, timeout, added))
+        if not self.sending:
+            self.sending = True
+            asyncio.ensure_future(self._send())
+        return await added
+
+    async def _send(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                pipeline = self.client.pipeline(transaction=False)
+                for key, value, timeout, _ in batch:
+                    pipeline.set(key, value, ex=timeout, nx=True)
+                try:
+                    results = await pipeline.execute()
+                except Exception as error:
+                    for *_, added in batch:
+                        if not added.done():
+                            added.set_exception(error)
+                    continue
+                for (*_, added), result in zip(batch, results):
+                    if not added.done():  # its caller may have gone
+                        added.set_result(bool(result))
+        finally:
+            self.sending = False

@@ -72,3 +72,27 @@ def test_ticket__no_signing_keys_in_registry__503_naming_the_key_and_no_fallback
     assert response.status_code == 503
     assert response.json()["error"] == "not_configured"
     assert "chat.signing_keys is not published" in response.json()["message"]
+
+
+def test_ticket__consumed_at_the_same_moment_as_others__each_ticket_once(keys):
+    """Handshakes record their tickets together (one Redis round trip for those of the moment):
+    grouped or not, a ticket presented five times at once is let in once, and others are not held up."""
+    import asyncio
+
+    from chat.tickets import TicketInvalid, ticket_claims, ticket_consume_async, ticket_issue
+
+    reused = ticket_claims(ticket_issue(username="alice").token, keys)
+    others = [ticket_claims(ticket_issue(username="bob").token, keys) for _ in range(5)]
+
+    async def consume(claims) -> bool:
+        try:
+            await ticket_consume_async(claims)
+            return True
+        except TicketInvalid:
+            return False
+
+    async def at_once():
+        return await asyncio.gather(*(consume(claims) for claims in [reused] * 5 + others))
+
+    outcomes = asyncio.run(at_once())
+    assert sum(outcomes[:5]) == 1 and outcomes[5:] == [True] * 5
