@@ -50,6 +50,9 @@ async def message_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
     HISTORIES.received(event["room"], message)
     frame = json.dumps(message | {"type": "message"})
     for consumer in consumers:
+        if consumer.early is not None:  # still connecting: after its history and config frames
+            consumer.early.append(frame)
+            continue
         try:
             await consumer.send(text_data=frame)
         except OSError:  # the client has just gone; its disconnect follows
@@ -102,6 +105,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     user = None  # set once the connection is open (its first frames sent)
     config: dict = {}
     joined = False  # a member of its room's group
+    early: list[str] | None = None  # room messages that arrived while connecting, sent after its first frames
 
     async def connect(self):
         await self.accept()
@@ -128,6 +132,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if session.refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
         layer = get_channel_layer()
+        self.early = []
         try:
             await RELAY.join(layer, room_group(self.room), self)
             self.joined = True
@@ -143,6 +148,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         await self.send(text_data=frame)
         await self.send_json({"type": "config", "values": session.config})
+        while self.early:  # messages that reached the room while this connection was joining
+            await self.send(text_data=self.early.pop(0))
+        self.early = None
         # From here on publishes apply live (not before: the history and config frames come first).
         self.user, self.config = session.user, session.config
         if registry_position_known(math.inf) != session.position:

@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger(__name__)
 
 REVISIONS_GROUP = "registry.revisions"
-REVISION_EVENT = "registry.revision"  # handled by consumers' registry_revision()
+REVISION_EVENT = "registry.revision"  # config watch: registry_revision(); chat: its GroupRelay
 
 
 def broadcast_revision(sender, revision: int, **kwargs) -> None:

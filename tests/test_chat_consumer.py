@@ -573,3 +573,30 @@ def test_chat__publish_between_reading_config_and_joining__still_reaches_the_con
         await sockets["alice"].disconnect()
 
     _run(scenario())
+
+
+def test_chat__message_to_the_room_while_joining__after_history_and_config_never_lost(chat, monkeypatch):
+    from chat import consumers
+    from config_registry.live import REVISIONS_GROUP
+
+    join, sockets = consumers.RELAY.join, {}
+
+    async def message_then_join(layer, group, member):
+        if group == REVISIONS_GROUP and member.room == "lobby" and "alice" in sockets:
+            # bob is in the room's group, his first frames not yet sent: alice speaks, and gets it back
+            # once the room has it, bob included.
+            await sockets["alice"].send_json_to({"type": "message", "text": "while bob joins"})
+            assert (await sockets["alice"].receive_json_from(timeout=5))["text"] == "while bob joins"
+        await join(layer, group, member)
+
+    monkeypatch.setattr(consumers.RELAY, "join", message_then_join)
+
+    async def scenario():
+        sockets["alice"], _, _ = await _join("lobby", "alice")
+        bob, history, config = await _join("lobby", "bob")  # asserts nothing comes before these two
+        assert (history["type"], config["type"]) == ("history", "config")
+        assert (await bob.receive_json_from(timeout=5))["text"] == "while bob joins"
+        await bob.disconnect()
+        await sockets["alice"].disconnect()
+
+    _run(scenario())
