@@ -86,7 +86,7 @@ RELAY = GroupRelay(relay_deliver)
 def room_problem(room: str) -> str | None:
     if not 1 <= len(room) <= MAX_ROOM_LENGTH:
         return f"a room name has 1 to {MAX_ROOM_LENGTH} characters"
-    if any(not character.isprintable() for character in room):
+    if not room.isprintable():
         return "a room name cannot contain control characters"
     return None
 
@@ -186,6 +186,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             HISTORIES.left(self.room)
             await RELAY.leave(REVISIONS_GROUP, self)
             await RELAY.leave(room_group(self.room), self)
+
+    async def websocket_disconnect(self, message):
+        # As channels' own, without its hop to a thread to close database connections (see dispatch).
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def dispatch(self, message):
         # channels' own dispatch() hops to a thread to close stale database connections before
