@@ -63,6 +63,10 @@ async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None
     """A publish somewhere: re-resolve the chat configuration of this process's users (one hop
     to a database thread for all of them) and apply it live to each connection."""
     position_observed(Position(event["epoch"], event["revision"], event["token_generation"]))
+    await configs_refresh(consumers)
+
+
+async def configs_refresh(consumers: list["ChatConsumer"]) -> None:
     consumers = [consumer for consumer in consumers if consumer.user is not None]
     try:
         configs = await db_call(chat_configs)({consumer.user.username for consumer in consumers})
@@ -79,8 +83,17 @@ async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None
                              consumer.user.username, consumer.room)
 
 
+async def relay_gap(group: str, consumers: list["ChatConsumer"]) -> None:
+    """The process had been missing from a group: publishes may have been missed (look again at
+    its users' configurations), or messages of a room (its history here may lack them)."""
+    if group == REVISIONS_GROUP:
+        return await configs_refresh(consumers)
+    for room in {consumer.room for consumer in consumers}:
+        HISTORIES.forget(room)
+
+
 # The process's one membership of each group its connections are in (rooms, registry revisions).
-RELAY = GroupRelay(relay_deliver)
+RELAY = GroupRelay(relay_deliver, relay_gap)
 
 
 def room_problem(room: str) -> str | None:

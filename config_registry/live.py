@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +39,18 @@ class GroupRelay:
     to a group crosses the layer once per process instead of once per member.
 
     Messages name their group (`"group": name`, see group_message()); `deliver(group, message,
-    members)` is awaited for each, one after the other, in the order they arrived."""
+    members)` is awaited for each, one after the other, in the order they arrived.
 
-    REFRESH_SECONDS = 3600.0  # re-join well within the layer's group expiry (a day by default)
+    Every settings.CHANNEL_GROUP_REFRESH_SECONDS the relay joins its groups again: that keeps them
+    within the layer's group expiry, and brings the process back into groups that Redis lost (a
+    restart, a failover); `gap(group, members)` is then called for each group it had been missing
+    from, as messages may have been missed."""
+
     CHANNEL_PREFIX = "relay"  # the capacity of these channels is set in settings.CHANNEL_LAYERS
 
-    def __init__(self, deliver: Callable[[str, dict, list], Awaitable[None]]):
-        self._deliver = deliver
+    def __init__(self, deliver: Callable[[str, dict, list], Awaitable[None]],
+                 gap: Callable[[str, list], Awaitable[None]] | None = None):
+        self._deliver, self._gap = deliver, gap
         self._relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopRelay] = weakref.WeakKeyDictionary()
 
     async def join(self, layer, group: str, member) -> None:
@@ -52,7 +58,7 @@ class GroupRelay:
         loop = asyncio.get_running_loop()
         relay = self._relays.get(loop)
         if relay is None:
-            relay = self._relays[loop] = _LoopRelay(layer, self._deliver)
+            relay = self._relays[loop] = _LoopRelay(layer, self._deliver, self._gap)
         await relay.join(group, member)
 
     async def leave(self, group: str, member) -> None:
@@ -67,8 +73,8 @@ def group_message(group: str, message: dict) -> dict:
 
 
 class _LoopRelay:
-    def __init__(self, layer, deliver):
-        self.layer, self.deliver = layer, deliver
+    def __init__(self, layer, deliver, gap):
+        self.layer, self.deliver, self.gap = layer, deliver, gap
         self.groups: dict[str, set] = {}  # group -> its members here
         self.lock = asyncio.Lock()  # one change of membership at a time
         self.channel: str | None = None
@@ -118,12 +124,17 @@ class _LoopRelay:
             self.task = self.channel = None
 
     async def _relay(self, channel: str) -> None:
+        loop = asyncio.get_running_loop()
+        every = settings.CHANNEL_GROUP_REFRESH_SECONDS
+        refresh_at = loop.time() + every
         receiving = asyncio.ensure_future(self.layer.receive(channel))
         try:
             while True:
-                done, _ = await asyncio.wait({receiving}, timeout=GroupRelay.REFRESH_SECONDS)
-                if not done:
+                done, _ = await asyncio.wait({receiving}, timeout=max(refresh_at - loop.time(), 0))
+                if loop.time() >= refresh_at:
                     await self._refresh(channel)
+                    refresh_at = loop.time() + every
+                if not done:
                     continue
                 message = receiving.result()
                 receiving = asyncio.ensure_future(self.layer.receive(channel))
@@ -140,6 +151,14 @@ class _LoopRelay:
     async def _refresh(self, channel: str) -> None:
         for group in list(self.groups):
             try:
-                await self.layer.group_add(group, channel)
-            except Exception as error:
+                added = await self.layer.group_add(group, channel)
+            except Exception as error:  # the layer is down: again at the next refresh
                 logger.warning("could not renew this process's membership of %s: %s", group, error)
+                continue
+            members = self.groups.get(group)
+            if added and members and self.gap:  # (only a layer that says so: project.channel_layer on Redis)
+                logger.warning("this process had been missing from %s (Redis restarted?); joined it again", group)
+                try:
+                    await self.gap(group, list(members))
+                except Exception:
+                    logger.exception("could not catch up on %s", group)

@@ -140,6 +140,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # A process receives everything for its chat connections on one channel (config_registry.live's
 # GroupRelay): room for bursts well past channels' default of 100 queued messages per channel.
 RELAY_CHANNEL_CAPACITY = {"relay.*": 10_000}
+# How often each process joins its channel-layer groups again: how soon it is back in them after
+# Redis lost them (a restart: Redis here keeps nothing on disk).
+CHANNEL_GROUP_REFRESH_SECONDS = env.float("CHANNEL_GROUP_REFRESH_SECONDS", default=30.0)
 if REDIS_URL:
     from redis import asyncio as redis_asyncio, backoff, exceptions as redis_errors, retry
 

@@ -147,9 +147,10 @@ class ServerProcesses:
     def __init__(self, settings, tmp_path: Path):
         self._settings, self._tmp_path, self._started = settings, tmp_path, {}
 
-    def __call__(self, redis_url: str | None = None, keys: list[str] | None = None) -> tuple[str, Path]:
+    def __call__(self, redis_url: str | None = None, keys: list[str] | None = None,
+                 environment: dict[str, str] | None = None) -> tuple[str, Path]:
         """Start one on a free port (with REDIS_URL, if set, or the one given; with the test's
-        Fernet keys, or the ones given); returns (address, log file)."""
+        Fernet keys, or the ones given; with more `environment`); returns (address, log file)."""
         import subprocess
         import sys
 
@@ -157,7 +158,7 @@ class ServerProcesses:
         env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
                "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
                "CONFIG_REGISTRY_KEYS": ",".join(keys or settings.CONFIG_REGISTRY_KEYS),
-               "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO"}
+               "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO", **(environment or {})}
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)  # connections wait in the backlog until uvicorn has started

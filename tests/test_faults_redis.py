@@ -118,3 +118,66 @@ def test_redis_slow__messages_arrive_late_never_1011(private_redis, server_proce
     finally:
         proxy.stop()
     assert "Exception in ASGI application" not in log.read_text()
+
+
+def test_redis_restarts_empty__processes_rejoin_their_rooms_and_catch_up(private_redis, server_processes,
+                                                                         make_layer, make_user):
+    """Redis keeps nothing on disk: a restart forgets which processes are in which room. Each process
+    joins its groups again (here every second), so a room shared by two processes works again, and
+    a publish made meanwhile still reaches the connections of the process that was out."""
+    from config_registry.asyncdb import db_call
+    from config_registry.audit import Actor
+    from config_registry.models import Layer
+    from config_registry.services import version_publish
+
+    for name in ("alice", "bob"):
+        make_user(name)
+    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100,
+                          "chat.max_message_length": 100}, secrets=["chat.signing_keys"])
+    refresh = {"CHANNEL_GROUP_REFRESH_SECONDS": "1"}
+    (first, first_log), (second, second_log) = [server_processes(redis_url=private_redis.url, environment=refresh)
+                                                for _ in range(2)]
+    urls = [f"ws://{address}/ws/chat/lobby/?ticket={ticket_issue(username=name).token}"
+            for address, name in ((first, "alice"), (second, "bob"))]
+
+    def publish():
+        layer = Layer.objects.get(level="global")
+        version_publish(layer=layer, base_version=layer.current_version, set_={"chat.max_message_length": 200},
+                        actor=Actor("admin:tester"))
+
+    async def frame_of(socket_, kind: str, timeout: float) -> dict:
+        while True:
+            frame = json.loads(await asyncio.wait_for(socket_.recv(), timeout))
+            if frame["type"] == kind:
+                return frame
+
+    async def scenario():
+        alice, bob = [await websockets.connect(url, open_timeout=60) for url in urls]
+        for socket_ in (alice, bob):
+            await frame_of(socket_, "config", 60)
+        await alice.send(json.dumps({"type": "message", "text": "before"}))
+        assert (await frame_of(bob, "message", 60))["text"] == "before"
+
+        private_redis.stop()
+        private_redis.start()  # empty: no process is in any group
+        await db_call(publish)()
+        config = await frame_of(bob, "config", 60)  # announced, or caught up on once back in the group
+        assert config["values"]["chat.max_message_length"] == 200
+
+        for attempt in range(30):  # a message sent before a process is back in the room is not relayed
+            await alice.send(json.dumps({"type": "message", "text": f"after {attempt}"}))
+            try:
+                received = await frame_of(bob, "message", 2)
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("bob's process never rejoined the room")
+        assert received["text"].startswith("after")
+        await alice.close()
+        await bob.close()
+
+    asyncio.run(scenario())
+    for log in (first_log, second_log):
+        assert "Exception in ASGI application" not in log.read_text()
+    assert "joined it again" in second_log.read_text()
