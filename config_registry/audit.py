@@ -32,7 +32,10 @@ def secret_fingerprint(value: Any) -> str:
 def locked_state() -> RegistryState:
     """The registry's singleton row, locked until the current transaction ends."""
     state, _ = RegistryState.objects.select_for_update().get_or_create(pk=1)
-    transaction.on_commit(_committed_position_publish)  # whatever moved, every process learns at once
+    # Whatever moved, every process learns at once: one announcement per transaction, however many
+    # times it takes the lock (a publish does twice: its version, its audit event).
+    if not any(callback is _committed_position_publish for _, callback, _ in transaction.get_connection().run_on_commit):
+        transaction.on_commit(_committed_position_publish)
     return state
 
 

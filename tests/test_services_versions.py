@@ -32,6 +32,17 @@ def test_version_publish__every_publish__moves_the_global_revision(make_layer, a
     assert other.versions.get().revision == before + 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_version_publish__announces_the_new_position_once(make_layer, actor, monkeypatch):
+    from config_registry import audit
+
+    layer = make_layer("global", {"a": 1})
+    announced = []
+    monkeypatch.setattr(audit, "_committed_position_publish", lambda: announced.append(registry_revision()))
+    version = version_publish(layer=layer, base_version=1, set_={"a": 2}, actor=actor)  # a version, an audit event
+    assert announced == [version.revision]
+
+
 def test_version_publish__stale_base__raises_conflict_and_writes_nothing(make_layer, actor):
     layer = make_layer("global", {"a": 1})
     version_publish(layer=layer, base_version=1, set_={"a": 2}, actor=actor)
