@@ -1,10 +1,12 @@
 """The chat socket: authenticate with a ticket, join the room, relay messages within the limits
 of the user's resolved configuration, and follow that configuration live."""
 
+import asyncio
 import hashlib
 import json
 import logging
 import math
+import weakref
 from urllib.parse import parse_qs
 
 from channels.exceptions import StopConsumer
@@ -60,13 +62,45 @@ async def message_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
 
 
 async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
-    """A publish somewhere: re-resolve the chat configuration of this process's users (one hop
-    to a database thread for all of them) and apply it live to each connection."""
+    """A publish somewhere: re-resolve the chat configuration of this process's users and apply
+    it live to each connection (beside the relay: room messages keep flowing meanwhile)."""
     position_observed(Position(event["epoch"], event["revision"], event["token_generation"]))
-    await configs_refresh(consumers)
+    CONFIG_REFRESHES.request(consumers)
+
+
+class ConfigRefreshes:
+    """One configs_refresh() at a time per event loop, and one more after it when publishes came
+    meanwhile (for the connections of the latest of them)."""
+
+    def __init__(self):
+        self._running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
+        self._next: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list] = weakref.WeakKeyDictionary()
+
+    def request(self, consumers: list["ChatConsumer"]) -> None:
+        loop = asyncio.get_running_loop()
+        if loop in self._running:
+            self._next[loop] = consumers
+        else:
+            self._running[loop] = loop.create_task(self._run(loop, consumers))
+
+    async def _run(self, loop, consumers: list["ChatConsumer"] | None) -> None:
+        try:
+            while consumers is not None:
+                try:
+                    await configs_refresh(consumers)
+                except Exception:
+                    logger.exception("chat could not re-resolve its users' configuration")
+                consumers = self._next.pop(loop, None)
+        finally:
+            del self._running[loop]
+
+
+CONFIG_REFRESHES = ConfigRefreshes()
 
 
 async def configs_refresh(consumers: list["ChatConsumer"]) -> None:
+    """Re-resolve these connections' configurations (one hop to a database thread for all of
+    them) and apply them live."""
     consumers = [consumer for consumer in consumers if consumer.user is not None]
     try:
         configs = await db_call(chat_configs)({consumer.user.username for consumer in consumers})
@@ -87,7 +121,7 @@ async def relay_gap(group: str, consumers: list["ChatConsumer"]) -> None:
     """The process had been missing from a group: publishes may have been missed (look again at
     its users' configurations), or messages of a room (its history here may lack them)."""
     if group == REVISIONS_GROUP:
-        return await configs_refresh(consumers)
+        return CONFIG_REFRESHES.request(consumers)
     for room in {consumer.room for consumer in consumers}:
         HISTORIES.forget(room)
 

@@ -150,11 +150,14 @@ class _LoopRelay:
 
     async def _refresh(self, channel: str) -> None:
         for group in list(self.groups):
-            try:
-                added = await self.layer.group_add(group, channel)
-            except Exception as error:  # the layer is down: again at the next refresh
-                logger.warning("could not renew this process's membership of %s: %s", group, error)
-                continue
+            async with self.lock:  # not a group that its last member is leaving
+                if group not in self.groups:
+                    continue
+                try:
+                    added = await self.layer.group_add(group, channel)
+                except Exception as error:  # the layer is down: again at the next refresh
+                    logger.warning("could not renew this process's membership of %s: %s", group, error)
+                    continue
             members = self.groups.get(group)
             if added and members and self.gap:  # (only a layer that says so: project.channel_layer on Redis)
                 logger.warning("this process had been missing from %s (Redis restarted?); joined it again", group)

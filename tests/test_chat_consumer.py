@@ -600,3 +600,41 @@ def test_chat__message_to_the_room_while_joining__after_history_and_config_never
         await sockets["alice"].disconnect()
 
     _run(scenario())
+
+
+def test_chat__re_resolving_after_a_publish__messages_from_the_room_keep_arriving(chat, monkeypatch):
+    """Configurations are re-resolved beside the relay: a slow re-resolve (thousands of users after a
+    publish) does not hold up the room's messages arriving from other processes."""
+    import threading
+
+    from channels.layers import get_channel_layer
+
+    from chat import consumers
+    from config_registry.live import group_message
+
+    started, release = threading.Event(), threading.Event()
+    resolve = consumers.chat_configs
+
+    def slow(usernames):
+        started.set()
+        release.wait(timeout=30)
+        return resolve(usernames)
+
+    monkeypatch.setattr(consumers, "chat_configs", slow)
+
+    async def scenario():
+        bob, _, _ = await _join("lobby", "bob")
+        await _publish("global", {"chat.max_message_length": 40})
+        assert await asyncio.to_thread(started.wait, 30)  # bob's configuration is being re-resolved, slowly
+        group = consumers.room_group("lobby")  # as another process's member posts to the room
+        await get_channel_layer().group_send(group, group_message(group, {
+            "type": "chat.message", "room": "lobby", "id": 10**6, "user": "alice", "text": "meanwhile", "at": "now"}))
+        assert (await bob.receive_json_from(timeout=5))["text"] == "meanwhile"
+        release.set()
+        assert (await bob.receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 40
+        await bob.disconnect()
+
+    try:
+        _run(scenario())
+    finally:
+        release.set()
