@@ -3,9 +3,11 @@
 Run by hand, from the project root:
 
     .venv/bin/python bench/chat_soak.py [--clients 200] [--seconds 60] [--rotate-every 10]
+                                        [--handshakes 1000] [--rounds 5]
 
-1. Handshake rate: the same number of connections to a bare accept-only consumer and to the chat
-   (ticket verified, history and config sent), measured in this run; prints both and the ratio.
+1. Handshake rate: --handshakes connections to a bare accept-only consumer and as many to the chat
+   (ticket verified, history and config sent), --rounds times each, alternating, after a warm-up of
+   both; prints every round and the median ratio.
 2. Soak: --clients clients connect, chat and reconnect for --seconds while chat.signing_keys is
    rotated every --rotate-every seconds (new key first, the previous one kept); prints
    connections tried and succeeded, and closes by code.
