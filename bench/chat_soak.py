@@ -3,7 +3,7 @@
 Run by hand, from the project root:
 
     .venv/bin/python bench/chat_soak.py [--clients 200] [--seconds 60] [--rotate-every 10]
-                                        [--handshakes 1000] [--rounds 5]
+                                        [--handshakes 2000] [--rounds 5]
 
 1. Handshake rate: --handshakes connections to a bare accept-only consumer and as many to the chat
    (ticket verified, history and config sent), --rounds times each, alternating, after a warm-up of
@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rotate-every", type=float, default=10)
-    parser.add_argument("--handshakes", type=int, default=1000)
+    parser.add_argument("--handshakes", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
