@@ -54,7 +54,8 @@ class ReusingRedisCacheClient(redis.RedisCacheClient):
 
 
 _shared_clients: dict[tuple, ReusingRedisCacheClient] = {}
-_shared_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+# Per event loop: each cache's redis.asyncio client, behind its batching of adds.
+_shared_async_adds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
 _shared_lock = threading.Lock()
 
 
@@ -108,7 +109,7 @@ class RedisCache(redis.RedisCache):
         of the moment in one round trip. Raises CacheUnavailable like add(). (Django's aadd() runs
         add() in a thread.)"""
         key = self.make_and_validate_key(key)
-        adds = _shared_async_clients.setdefault(asyncio.get_running_loop(), {})
+        adds = _shared_async_adds.setdefault(asyncio.get_running_loop(), {})
         batch = adds.get(self._shared_key)
         if batch is None:
             # Sized and waiting like the sync pool (settings.CACHES); retries there are sync objects.
@@ -175,6 +176,10 @@ class _BatchedAdds:
                         if not added.done():
                             added.set_exception(error)
                     continue
+                except BaseException:  # cancelled (the loop is closing): nobody is left waiting
+                    for *_, added in batch + self.waiting:
+                        added.cancel()
+                    raise
                 for (*_, added), result in zip(batch, results):
                     if not added.done():  # its caller may have gone
                         added.set_result(bool(result))
