@@ -32,6 +32,7 @@ CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN = 4400, 4401, 4403
 CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1009, 1013, 1011
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ROOM_LENGTH = 100
+MAX_BACKLOG = 100  # room messages waiting for a client that does not read
 UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
 HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
 
@@ -52,13 +53,7 @@ async def message_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
     HISTORIES.received(event["room"], message)
     frame = json.dumps(message | {"type": "message"})
     for consumer in consumers:
-        if consumer.early is not None:  # still connecting: after its history and config frames
-            consumer.early.append(frame)
-            continue
-        try:
-            await consumer.send(text_data=frame)
-        except OSError:  # the client has just gone; its disconnect follows
-            pass
+        consumer.push(frame)
 
 
 async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
@@ -152,7 +147,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     user = None  # set once the connection is open (its first frames sent)
     config: dict = {}
     joined = False  # a member of its room's group
-    early: list[str] | None = None  # room messages that arrived while connecting, sent after its first frames
+    opened = False  # its first frames (history, config) sent
+    outbox: list[str] | None = None  # room messages not yet sent to this client, oldest first
+    writer: asyncio.Task | None = None  # sending them
+    behind = False  # has had to drop messages
 
     async def connect(self):
         await self.accept()
@@ -179,7 +177,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if session.refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
         layer = get_channel_layer()
-        self.early = []
         try:
             await RELAY.join(layer, room_group(self.room), self)
             self.joined = True
@@ -195,9 +192,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         await self.send(text_data=frame)
         await self.send_json({"type": "config", "values": session.config})
-        while self.early:  # messages that reached the room while this connection was joining
-            await self.send(text_data=self.early.pop(0))
-        self.early = None
+        self.opened = True
+        if self.outbox:  # messages that reached the room while this connection was joining
+            self.writer = asyncio.get_running_loop().create_task(self._write())
         # From here on publishes apply live (not before: the history and config frames come first).
         self.user, self.config = session.user, session.config
         if registry_position_known(math.inf) != session.position:
@@ -228,7 +225,38 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             HISTORIES.read(self.room, history, session.position, watched)
         return json.dumps({"type": "history", "messages": history})
 
+    def push(self, frame: str) -> None:
+        """A room message for this client (from the relay). Sent in order by a writer of its own,
+        so that a client that does not read holds up nobody else; beyond MAX_BACKLOG unsent
+        messages it misses the newest (as with a channel layer's channel capacity), and sees them
+        in the history when it reconnects."""
+        outbox = self.outbox
+        if outbox is None:
+            outbox = self.outbox = []
+        elif len(outbox) >= MAX_BACKLOG:
+            if not self.behind:
+                self.behind = True
+                logger.warning("chat client of %s in %r reads too slowly: dropping room messages",
+                               getattr(self.user, "username", None), self.room)
+            return
+        outbox.append(frame)
+        if self.opened and self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self.outbox:
+                await self.send(text_data=self.outbox.pop(0))
+        except OSError:  # the client has gone; its disconnect follows
+            pass
+        except Exception:
+            logger.exception("chat could not send to %s in %r", getattr(self.user, "username", None), self.room)
+        finally:
+            self.writer, self.outbox = None, None
+
     async def disconnect(self, code):
+        if self.writer is not None:
+            self.writer.cancel()
         if self.joined:
             HISTORIES.left(self.room)
             await RELAY.leave(REVISIONS_GROUP, self)

@@ -638,3 +638,37 @@ def test_chat__re_resolving_after_a_publish__messages_from_the_room_keep_arrivin
         _run(scenario())
     finally:
         release.set()
+
+
+def test_chat__a_client_that_does_not_read__holds_up_nobody_and_misses_only_past_its_backlog(chat, monkeypatch, caplog):
+    from chat import consumers
+
+    monkeypatch.setattr(consumers, "MAX_BACKLOG", 2)
+    send, reading = consumers.ChatConsumer.send, {}
+
+    async def send_as_the_network_allows(self, text_data=None, **kwargs):
+        if getattr(self.user, "username", None) == "bob" and '"message"' in (text_data or ""):
+            await reading["bob"].wait()  # bob's socket takes nothing more (its buffers are full)
+        await send(self, text_data=text_data, **kwargs)
+
+    monkeypatch.setattr(consumers.ChatConsumer, "send", send_as_the_network_allows)
+
+    async def scenario():
+        reading["bob"] = asyncio.Event()
+        alice, _, _ = await _join("lobby", "alice")
+        bob, _, _ = await _join("lobby", "bob")
+        zoe, _, _ = await _join("lobby", "zoë")
+        for text in ("one", "two", "three", "four"):
+            await alice.send_json_to({"type": "message", "text": text})
+            for socket in (alice, zoe):  # not held up by bob
+                assert (await socket.receive_json_from(timeout=5))["text"] == text
+        reading["bob"].set()
+        # "one" was on its way when bob stopped reading; "two" and "three" waited; "four" was one too many.
+        assert [(await bob.receive_json_from(timeout=5))["text"] for _ in range(3)] == ["one", "two", "three"]
+        assert await bob.receive_nothing(timeout=0.3)
+        for socket in (alice, bob, zoe):
+            await socket.disconnect()
+
+    with caplog.at_level("WARNING"):
+        _run(scenario())
+    assert any("reads too slowly" in record.getMessage() for record in caplog.records)
