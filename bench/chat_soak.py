@@ -82,7 +82,9 @@ def rotate() -> None:
                     secrets=[KEY], actor=Actor("bench:rotation"), comment="soak rotation")
 
 
-def start_server(env: dict[str, str], log: Path, ws: str = "wsproto") -> tuple[subprocess.Popen, str]:
+def start_server(env: dict[str, str], log: Path, ws: str = "wsproto",
+                 cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
+    """uvicorn on a free port (on `cpus` only, if given)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
@@ -91,7 +93,8 @@ def start_server(env: dict[str, str], log: Path, ws: str = "wsproto") -> tuple[s
             [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", str(sock.fileno()),
              "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--ws-max-size", "65536",
              "--timeout-graceful-shutdown", "5", "--ws", ws],
-            cwd=ROOT, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
+            cwd=ROOT, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
     return process, address
@@ -209,10 +212,16 @@ def main() -> None:
         env = setup_django(Path(workdir))
         token = seed(users=50)
         log = Path(workdir) / "server.log"
-        process, address = start_server(env, log)
+        # On two cores or more, the server and this load generator each get one of their own, so that
+        # neither measurement depends on how the scheduler shares them.
+        pinned = len(os.sched_getaffinity(0)) >= 2
+        if pinned:
+            server_cpu, client_cpu = sorted(os.sched_getaffinity(0))[:2]
+            os.sched_setaffinity(0, {client_cpu})
+        process, address = start_server(env, log, cpus={server_cpu} if pinned else None)
         try:
             print(f"database: {env['DATABASE_URL'].split('://')[0]}, layer: {'redis' if env.get('REDIS_URL') else 'in-memory'}; "
-                  f"uvicorn, 1 worker")
+                  f"uvicorn, 1 worker" + (f" on CPU {server_cpu}, load generator on CPU {client_cpu}" if pinned else ""))
             rates = asyncio.run(handshake_rounds(address, args.handshakes, args.rounds))
             ratios = sorted(chat / bare for bare, chat in rates)
             print(f"\nhandshakes ({args.handshakes} a round, 20 at a time, {args.rounds} rounds of each, alternating):")

@@ -145,20 +145,22 @@ class RedisCache(redis.RedisCache):
 
 
 class _BatchedAdds:
-    """SET NX of many keys in one round trip: while one pipeline is in flight, the adds that
-    arrive wait for it and then go together in the next. No add waits when none is in flight, and
-    each stays atomic on its own (a chat ticket is used once however they are grouped)."""
+    """SET NX of many keys in few round trips: while IN_FLIGHT pipelines are on their way, the adds
+    that arrive wait for one of them and then go together in the next. No add waits when fewer are
+    in flight, and each stays atomic on its own (a chat ticket is used once however they are grouped)."""
+
+    IN_FLIGHT = 4
 
     def __init__(self, client: AsyncRedis):
         self.client = client
         self.waiting: list[tuple[str, int, int, asyncio.Future]] = []
-        self.sending = False
+        self.sending = 0
 
     async def add(self, key: str, value: int, timeout: int) -> bool:
         added = asyncio.get_running_loop().create_future()
         self.waiting.append((key, value, timeout, added))
-        if not self.sending:
-            self.sending = True
+        if self.sending < self.IN_FLIGHT:
+            self.sending += 1
             asyncio.ensure_future(self._send())
         return await added
 
@@ -184,4 +186,4 @@ class _BatchedAdds:
                     if not added.done():  # its caller may have gone
                         added.set_result(bool(result))
         finally:
-            self.sending = False
+            self.sending -= 1
