@@ -140,10 +140,17 @@ async def handshakes_with_a_member(address: str, urls: list[str]) -> float:
         return await handshakes(urls, 2, 20)
 
 
-async def handshake_rounds(address: str, count: int, rounds: int) -> list[tuple[float, float]]:
-    """(bare, chat) connections per second, `rounds` times, alternating so that both see the same
-    machine. Warmed up first, both of them: the chat by one connection of each user (the steady
-    state of a server that has seen its users; the first connection of a user reads the database)."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def handshake_rounds(address: str, count: int, rounds: int, server_pid: int) -> list[tuple[float, ...]]:
+    """(bare, chat) connections per second and the server's CPU time per connection for each,
+    `rounds` times, alternating so that both see the same machine. Warmed up first, both of them:
+    the chat by one connection of each user (the steady state of a server that has seen its users;
+    the first connection of a user reads the database)."""
     from asgiref.sync import sync_to_async
 
     from chat.tickets import ticket_issue
@@ -157,8 +164,13 @@ async def handshake_rounds(address: str, count: int, rounds: int) -> list[tuple[
     await handshakes_with_a_member(address, await chat_urls(100))
     rates = []
     for _ in range(rounds):
+        before = cpu_seconds(server_pid)
         bare = await handshakes(bare_urls, 1, 20)
-        rates.append((bare, await handshakes_with_a_member(address, await chat_urls(count))))
+        between, urls = cpu_seconds(server_pid), await chat_urls(count)
+        between_urls = cpu_seconds(server_pid)
+        chat = await handshakes_with_a_member(address, urls)
+        after = cpu_seconds(server_pid)
+        rates.append((bare, chat, (between - before) / count, (after - between_urls) / count))
     return rates
 
 
@@ -222,12 +234,15 @@ def main() -> None:
         try:
             print(f"database: {env['DATABASE_URL'].split('://')[0]}, layer: {'redis' if env.get('REDIS_URL') else 'in-memory'}; "
                   f"uvicorn, 1 worker" + (f" on CPU {server_cpu}, load generator on CPU {client_cpu}" if pinned else ""))
-            rates = asyncio.run(handshake_rounds(address, args.handshakes, args.rounds))
-            ratios = sorted(chat / bare for bare, chat in rates)
+            rates = asyncio.run(handshake_rounds(address, args.handshakes, args.rounds, process.pid))
+            ratios = sorted(chat / bare for bare, chat, *_ in rates)
             print(f"\nhandshakes ({args.handshakes} a round, 20 at a time, {args.rounds} rounds of each, alternating):")
-            for number, (bare, chat) in enumerate(rates, 1):
-                print(f"  round {number}: bare accept-only {bare:.0f}/s, authenticated chat {chat:.0f}/s, ratio {chat / bare:.2f}")
+            for number, (bare, chat, bare_cpu, chat_cpu) in enumerate(rates, 1):
+                print(f"  round {number}: bare accept-only {bare:.0f}/s, authenticated chat {chat:.0f}/s, ratio {chat / bare:.2f}"
+                      f"   server CPU per connection {bare_cpu * 1e6:.0f} → {chat_cpu * 1e6:.0f} µs")
             print(f"  median ratio {statistics.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f}; target ≥ 0.80)")
+            cpu = statistics.median(chat_cpu / bare_cpu for *_, bare_cpu, chat_cpu in rates)
+            print(f"  server CPU per connection, chat / bare: median {cpu:.2f}")
 
             tried, closes = asyncio.run(soak(address, token, args.clients, args.seconds, args.rotate_every))
             rate = tried["succeeded"] / max(tried["connections"], 1)
