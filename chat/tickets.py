@@ -4,14 +4,16 @@ The keys come from config_registry.security and nowhere else. The first key sign
 verifies, chosen by the ticket's `kid` (a fingerprint, never the key). The algorithm is pinned.
 """
 
+import asyncio
 import hashlib
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, cache, caches
 from django.db import connection
 from django.utils import timezone
 
@@ -157,9 +159,23 @@ def ticket_consume(claims: dict) -> None:
 async def ticket_consume_async(claims: dict) -> None:
     """ticket_consume() on an event loop: Redis without a thread; the local-memory cache directly."""
     key, timeout = _consumed_key(claims)
-    added = await cache.add_async(key, 1, timeout) if hasattr(cache, "add_async") else cache.add(key, 1, timeout=timeout)
+    shared = _loop_cache()
+    added = await shared.add_async(key, 1, timeout) if hasattr(shared, "add_async") else shared.add(key, 1, timeout=timeout)
     if not added:
         raise TicketInvalid("the ticket was already used: fetch a new one")
+
+
+_loop_caches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseCache]" = weakref.WeakKeyDictionary()
+
+
+def _loop_cache() -> BaseCache:
+    """The shared cache for this event loop. (Django's `cache` is one object per asynchronous
+    context, that is, per connection: a new one, built from the settings, at every handshake.)"""
+    loop = asyncio.get_running_loop()
+    shared = _loop_caches.get(loop)
+    if shared is None:
+        shared = _loop_caches[loop] = caches.create_connection(DEFAULT_CACHE_ALIAS)
+    return shared
 
 
 def signing_keys_known(max_age: float) -> list[str] | None:

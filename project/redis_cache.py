@@ -149,7 +149,9 @@ class _BatchedAdds:
     that arrive wait for one of them and then go together in the next. No add waits when fewer are
     in flight, and each stays atomic on its own (a chat ticket is used once however they are grouped)."""
 
-    IN_FLIGHT = 4
+    # One: the largest batches, the least CPU per add (a pipeline costs far more than a command in
+    # it); chat handshakes were faster so than with 4 in flight (bench/chat_soak.py).
+    IN_FLIGHT = 1
 
     def __init__(self, client: AsyncRedis):
         self.client = client
