@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from .conftest import _database_url, database_is_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "chat.signing_keys"
+WS_WORKERS = 2
 BEHIND_THE_PROXY = {"X-Forwarded-Proto": "https", "Host": "127.0.0.1"}  # TLS ends at the proxy
 
 
@@ -50,7 +52,7 @@ class ServeProd:
     def __init__(self, env: dict[str, str], http_port: int, ws_port: int):
         self.process = subprocess.Popen(
             ["make", "--no-print-directory", "serve-prod", "HOST=127.0.0.1", f"PORT={http_port}",
-             f"WS_PORT={ws_port}", "HTTP_WORKERS=2", "WS_WORKERS=2"],
+             f"WS_PORT={ws_port}", "HTTP_WORKERS=2", f"WS_WORKERS={WS_WORKERS}"],
             cwd=settings.BASE_DIR, env=env, start_new_session=True, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -64,14 +66,15 @@ class ServeProd:
             self.lines.put(line)
         self.lines.put(None)
 
-    def wait_for(self, *markers: str, timeout: float = 120) -> None:
-        """Until every marker has appeared in the output (both servers listening: connections made
-        from then on wait in their listen queues until the workers take them)."""
-        missing = set(markers)
-        while missing:
+    def wait_for(self, markers: dict[str, int], timeout: float = 120) -> None:
+        """Until each marker has appeared in as many lines of the output as it asks for."""
+        missing = Counter(markers)
+        while +missing:
             line = self.lines.get(timeout=timeout)
             assert line is not None, "make serve-prod ended:\n" + "".join(self.output)
-            missing = {marker for marker in missing if marker not in line}
+            for marker in missing:
+                if marker in line:
+                    missing[marker] -= 1
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)  # as Ctrl-C or a supervisor would
@@ -108,7 +111,9 @@ def test_serve_prod__http_and_websockets_on_their_ports__and_all_of_it_stops(pro
     http_port, ws_port = _free_port(), _free_port()
     served = ServeProd(env, http_port, ws_port)
     try:
-        served.wait_for(f"Listening at: http://127.0.0.1:{http_port}", f"running on http://127.0.0.1:{ws_port}")
+        # gunicorn's arbiter listens before its workers start (requests wait in the queue); uvicorn's
+        # workers each listen once they have loaded the application, right after saying so.
+        served.wait_for({f"Listening at: http://127.0.0.1:{http_port}": 1, "Started server process": WS_WORKERS})
         http = f"http://127.0.0.1:{http_port}"
 
         status, headers, body = _http("GET", f"{http}/readyz", BEHIND_THE_PROXY)
