@@ -22,7 +22,7 @@ from config_registry.ratelimit import window_count
 from config_registry.selectors import Position, position_observed, registry_position_known
 
 from .history import RoomHistories
-from .selectors import chat_config, chat_configs, room_history
+from .selectors import chat_configs, room_history
 from .services import may_chat, message_post, session_known, session_open
 from .tickets import TicketInvalid, ticket_consume_async
 
@@ -197,18 +197,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.writer = asyncio.get_running_loop().create_task(self._write())
         # From here on publishes apply live (not before: the history and config frames come first).
         self.user, self.config = session.user, session.config
+        # A publish announced between reading the configuration and joining has not reached it.
         if registry_position_known(math.inf) != session.position:
-            await self._config_catch_up()
-
-    async def _config_catch_up(self) -> None:
-        """A publish announced between this connection's reading of its configuration and its
-        joining has not reached it: look again."""
-        try:
-            config = await db_call(chat_config)(self.user.username)
-        except UNAVAILABLE as error:
-            logger.warning("chat could not re-resolve %s's configuration: %s", self.user.username, error)
-            return
-        await self.config_apply(config)
+            await configs_refresh([self])
 
     async def _history_frame(self, session, watched) -> str:
         """The room's history frame: as this process remembers it, if it can vouch for it; else
