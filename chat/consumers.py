@@ -17,6 +17,7 @@ from django.db import DatabaseError
 
 from config_registry.asyncdb import db_call
 from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
+from config_registry.limits import text_problem
 from config_registry.live import REVISION_EVENT, REVISIONS_GROUP, GroupRelay, group_message
 from config_registry.ratelimit import window_count
 from config_registry.selectors import Position, position_observed, registry_position_known
@@ -104,7 +105,12 @@ async def configs_refresh(consumers: list["ChatConsumer"]) -> None:
         return
     for consumer in consumers:
         try:
-            await consumer.config_apply(configs[consumer.user.username])
+            config = configs[consumer.user.username]
+            if config is None:  # deactivated or deleted since the connection opened
+                await consumer.refuse(CLOSE_UNAUTHORIZED, "unauthorized",
+                                      "your account is no longer active: the connection is closed")
+                continue
+            await consumer.config_apply(config)
         except OSError:  # the client has just gone; its disconnect follows
             pass
         except Exception:
@@ -123,6 +129,13 @@ async def relay_gap(group: str, consumers: list["ChatConsumer"]) -> None:
 
 # The process's one membership of each group its connections are in (rooms, registry revisions).
 RELAY = GroupRelay(relay_deliver, relay_gap)
+
+
+def unavailable_message(error: Exception) -> str:
+    """What a client is told when the registry cannot let it in now (names the key, not its place)."""
+    if isinstance(error, SecurityConfigMissing):
+        return f"{error.key} is not usable in the registry right now (operators: see the server log); retry shortly"
+    return "the registry is unavailable; retry shortly"
 
 
 def room_problem(room: str) -> str | None:
@@ -172,8 +185,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except TicketInvalid as error:
             return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except UNAVAILABLE as error:
-            logger.warning("chat connect refused with 1013: %s", error)
-            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
+            if not isinstance(error, SecurityConfigMissing):  # that one is logged once per position
+                logger.warning("chat connect refused with 1013: %s", error)
+            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", unavailable_message(error))
         if session.refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
         layer = get_channel_layer()
@@ -286,10 +300,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return await self.close(code=CLOSE_TOO_BIG)
         try:
             content = json.loads(text_data) if text_data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             content = None
         if not isinstance(content, dict) or content.get("type") != "message" or not isinstance(content.get("text"), str):
             return await self._error("bad_request", 'send {"type": "message", "text": "…"} as JSON text')
+        problem = text_problem(content["text"])
+        if problem:  # a lone surrogate or NUL: no database stores it, no client could read it back
+            return await self._error("bad_request", f"the message cannot be stored: {problem}")
         await self.post(content["text"])
 
     async def post(self, text: str):
@@ -330,6 +347,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def _error(self, code: str, message: str):
         await self.send_json({"type": "error", "code": code, "message": message})
 
-    async def _refuse(self, close_code: int, code: str, message: str):
+    async def refuse(self, close_code: int, code: str, message: str):
+        """An error frame, then the close code: the end of this connection, with the reason."""
+        self.user = None  # nothing more is relayed or applied
         await self._error(code, message)
         await self.close(code=close_code)
+
+    _refuse = refuse

@@ -34,10 +34,14 @@ def chat_config(username: str, max_age: float = 0.0) -> dict:
     return config
 
 
-def chat_configs(usernames: set[str]) -> dict[str, dict]:
-    """chat_config() of each user, now (the registry's position read once for all of them)."""
+def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
+    """chat_config() of each user, now (the registry's position read once for all of them); None
+    for a user who is no longer active (or no longer exists)."""
     registry_position()
-    return {username: chat_config(username, max_age=CONFIG_MAX_AGE_SECONDS) for username in usernames}
+    active = set(get_user_model().objects.filter(username__in=usernames, is_active=True)
+                 .values_list("username", flat=True))
+    return {username: chat_config(username, max_age=CONFIG_MAX_AGE_SECONDS) if username in active else None
+            for username in usernames}
 
 
 def chat_config_known(username: str, position: Position) -> dict | None:

@@ -13,18 +13,22 @@ from datetime import timedelta
 
 import jwt
 from django.contrib.auth import get_user_model
-from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, cache, caches
+from django.core.cache import BaseCache, caches
 from django.db import connection
 from django.utils import timezone
 
 from config_registry.exceptions import SecurityConfigMissing
+from config_registry.models import Level
+from config_registry.validation import NAME_PATTERNS
 from config_registry.selectors import Position, registry_position
 from config_registry.security import security_secret, security_secret_known
 
 SIGNING_KEYS = "chat.signing_keys"
+TICKET_USER = NAME_PATTERNS[Level.USER]
 AUDIENCE = "chat"
 ALGORITHM = "HS256"
 LIFETIME_SECONDS = 60
+TICKETS_CACHE = "tickets"  # single-use records: a cache of their own, which nothing evicts (checks.E003)
 
 
 class TicketInvalid(Exception):
@@ -129,18 +133,25 @@ def ticket_claims(token: str, keys: list[str]) -> dict:
         raise TicketInvalid("no ticket: connect with ?ticket=<ticket from POST /api/v1/chat/ticket>")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         raise TicketInvalid("the ticket is not a JWT") from None
-    key = {key_id(k): k for k in keys}.get(header.get("kid"))
+    kid = header.get("kid")
+    key = {key_id(k): k for k in keys}.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise UnknownKey("the ticket was signed with a key that is not (or no longer) a chat signing key")
     try:
-        return jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE,
-                          options={"require": ["exp", "sub", "aud", "jti"]})
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE,
+                            options={"require": ["exp", "sub", "aud", "jti"]})
     except jwt.ExpiredSignatureError:
         raise TicketInvalid("the ticket has expired: fetch a new one") from None
-    except jwt.PyJWTError as error:
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as error:
         raise TicketInvalid(f"the ticket is invalid ({type(error).__name__})") from None
+    # Signed by us, but shaped by hand? Claims of the wrong type are refused, not a server error.
+    if not (isinstance(claims["exp"], (int, float)) and not isinstance(claims["exp"], bool)
+            and isinstance(claims["sub"], str) and isinstance(claims["jti"], str)
+            and 0 < len(claims["jti"]) <= 64 and TICKET_USER.match(claims["sub"])):
+        raise TicketInvalid("the ticket is invalid (claims of the wrong type)")
+    return claims
 
 
 def _consumed_key(claims: dict) -> tuple[str, int]:
@@ -152,7 +163,7 @@ def ticket_consume(claims: dict) -> None:
     """Single use: the first to record the jti wins; the record lasts as long as the ticket could.
     Raises TicketInvalid for a ticket used before, CacheUnavailable without the shared cache."""
     key, timeout = _consumed_key(claims)
-    if not cache.add(key, 1, timeout=timeout):
+    if not caches[TICKETS_CACHE].add(key, 1, timeout=timeout):
         raise TicketInvalid("the ticket was already used: fetch a new one")
 
 
@@ -169,12 +180,12 @@ _loop_caches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseCache]" 
 
 
 def _loop_cache() -> BaseCache:
-    """The shared cache for this event loop. (Django's `cache` is one object per asynchronous
+    """The tickets cache for this event loop. (Django's `cache` is one object per asynchronous
     context, that is, per connection: a new one, built from the settings, at every handshake.)"""
     loop = asyncio.get_running_loop()
     shared = _loop_caches.get(loop)
     if shared is None:
-        shared = _loop_caches[loop] = caches.create_connection(DEFAULT_CACHE_ALIAS)
+        shared = _loop_caches[loop] = caches.create_connection(TICKETS_CACHE)
     return shared
 
 

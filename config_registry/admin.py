@@ -8,24 +8,41 @@ one secret at a time (with the reveal permission, audited) hang off the layer's 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from . import selectors, services
 from .admin_editor import EntryFormSet, editor_change, editor_initial
 from .audit import Actor
 from .diff import diff_as_dict
-from .exceptions import InvalidInput, NotFound, SecretUndecryptable, VersionConflict
+from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
 from .models import AuditEvent, KeyDefinition, Layer, LayerVersion, Scope, ServiceToken
+from .signin import ThrottledAdminAuthenticationForm
+from .validation import SECURITY_KEYS
 
 REVEAL_PERMISSION = "config_registry.reveal_secret"
+SECURITY_PERMISSION = "config_registry.change_security_config"
+# The admin permission a person needs to hand out each token scope (SPEC §12).
+SCOPE_PERMISSIONS = {
+    Scope.CONFIG_READ: "config_registry.view_layer",
+    Scope.SECRETS_READ: REVEAL_PERMISSION,
+    Scope.CONFIG_WRITE: "config_registry.change_layer",
+    Scope.AUDIT_READ: "config_registry.view_auditevent",
+    Scope.CHAT_TICKET: "config_registry.grant_chat_ticket",
+    Scope.SECURITY_WRITE: SECURITY_PERMISSION,
+}
 
 
 def admin_actor(request) -> Actor:
-    return Actor(f"admin:{request.user.get_username()}", request.META.get("REMOTE_ADDR", ""))
+    return Actor(f"admin:{request.user.get_username()}", request.META.get("REMOTE_ADDR", ""),
+                 may_write_security=request.user.has_perm(SECURITY_PERMISSION))
+
+
+def grantable_scopes(user) -> list[str]:
+    """The token scopes `user` may hand out: those whose admin permission they hold."""
+    return [scope for scope, permission in SCOPE_PERMISSIONS.items() if user.has_perm(permission)]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -105,8 +122,9 @@ class LayerAdmin(admin.ModelAdmin):
         layer = get_object_or_404(Layer, pk=object_id)
         if not self.has_view_or_change_permission(request, layer):
             raise PermissionDenied
-        base = int(request.POST.get("base_version", layer.current_version)) if request.method == "POST" \
-            else layer.current_version
+        base, base_problem = layer.current_version, None
+        if request.method == "POST":
+            base, base_problem = _base_version(request.POST, layer)
         entries, secrets = selectors.version_entries(layer, base)
         definitions = {d.key: d for d in KeyDefinition.objects.filter(key__in=list(entries))}
         context = {"base_version": base, "comment": request.POST.get("comment", ""), "definitions": definitions}
@@ -118,7 +136,9 @@ class LayerAdmin(admin.ModelAdmin):
         if "_details" in request.POST:
             return self._save_details(request, layer)
         formset = EntryFormSet(request.POST)
-        if not formset.is_valid():
+        if base_problem:
+            context["problem"] = base_problem
+        if base_problem or not formset.is_valid():
             return self._editor(request, layer, formset, context)
         change = editor_change(formset, entries)
         context["row_errors"] = change.errors
@@ -141,6 +161,9 @@ class LayerAdmin(admin.ModelAdmin):
         except InvalidInput as error:
             context["row_errors"] = error.errors
             context["problem"] = error.message
+            return self._editor(request, layer, formset, context)
+        except PermissionRefused as error:
+            context["problem"] = str(error)
             return self._editor(request, layer, formset, context)
         self.message_user(request, f"Published {layer.ref} version {version.number}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
@@ -184,12 +207,16 @@ class LayerAdmin(admin.ModelAdmin):
         layer = self._viewable(request, object_id)
         if not self.has_change_permission(request, layer):
             raise PermissionDenied
+        if not 1 <= number <= layer.current_version:
+            raise Http404(f"layer {layer.ref} has no version {number}")
         if request.method == "POST":
+            base, problem = _base_version(request.POST, layer, required=True)
             try:
-                version = services.version_rollback(layer=layer, to_version=number,
-                                                    base_version=int(request.POST["base_version"]),
+                if problem:
+                    raise InvalidInput(problem)
+                version = services.version_rollback(layer=layer, to_version=number, base_version=base,
                                                     actor=admin_actor(request), comment=request.POST.get("comment", ""))
-            except (VersionConflict, InvalidInput, NotFound) as error:
+            except (VersionConflict, InvalidInput, NotFound, PermissionRefused) as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
                 self.message_user(request, f"Rolled {layer.ref} back to version {number}: published version "
@@ -239,6 +266,17 @@ class LayerAdmin(admin.ModelAdmin):
         return layer
 
 
+def _base_version(data, layer: Layer, *, required: bool = False) -> tuple[int, str | None]:
+    """The form's base_version, or the layer's current one and what is wrong with the form's."""
+    text = data.get("base_version")
+    if text is None and not required:
+        return layer.current_version, None
+    if text is not None and text.strip().isdigit() and int(text) <= layer.current_version:
+        return int(text), None
+    return layer.current_version, (f"The form's base version ({text!r}) is not a version of {layer.ref}: "
+                                   "reload the page and apply your change again (base_version).")
+
+
 class PreviewForm(forms.Form):
     environment = forms.CharField(initial="production")
     service = forms.CharField(initial="chat")
@@ -274,8 +312,14 @@ class KeyDefinitionForm(forms.ModelForm):
             arguments["default"] = data.get("default")
         return arguments
 
+    may_write_security = False  # set per request by KeyDefinitionAdmin.get_form
+
     def clean(self):
         cleaned = super().clean()
+        key = cleaned.get("key") or self.instance.key
+        if key in SECURITY_KEYS and not self.may_write_security:
+            self.add_error(None, f"{key} is the registry's own security configuration: its definition needs the "
+                                 "permission 'Can change the registry's security configuration'")
         if not self.errors:
             arguments = self.service_arguments()
             arguments.pop("description")
@@ -296,6 +340,11 @@ class KeyDefinitionAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["key"] if obj else []
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.may_write_security = request.user.has_perm(SECURITY_PERMISSION)
+        return form
 
     def save_form(self, request, form, change):
         return services.key_definition_save(**form.service_arguments(), actor=admin_actor(request))
@@ -342,10 +391,13 @@ class ServiceTokenAdmin(admin.ModelAdmin):
             try:
                 token, raw = services.token_create(
                     name=data["name"], scopes=data["scopes"], environments=names(data["environments"]),
-                    services=names(data["services"]), expires_at=data["expires_at"], actor=admin_actor(request))
+                    services=names(data["services"]), expires_at=data["expires_at"], actor=admin_actor(request),
+                    grantable=grantable_scopes(request.user))
             except InvalidInput as error:
                 for field, problem in error.errors.items():
                     form.add_error(field if field in form.fields else None, problem)
+            except PermissionRefused as error:
+                form.add_error("scopes", str(error))
             else:
                 response = TemplateResponse(request, "admin/config_registry/token_created.html", {
                     **self.admin_site.each_context(request), "opts": self.model._meta, "token": token, "raw": raw,
@@ -377,6 +429,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return None
 
 
-admin.site.site_header = format_html("Config Registry")
+admin.site.site_header = "Config Registry"
+admin.site.login_form = ThrottledAdminAuthenticationForm  # sign-in throttled per account and address
 admin.site.site_title = "Config Registry"
 admin.site.index_title = "Configuration, secrets and their history"

@@ -6,6 +6,8 @@ Secrets stay ciphertext unless plaintext is explicitly asked for; an import chec
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -13,7 +15,8 @@ from django.utils.dateparse import parse_datetime
 from . import crypto
 from .audit import Actor, audit_record
 from .exceptions import InvalidInput, SecretUndecryptable
-from .models import Entry, KeyDefinition, Layer, LayerVersion
+from .limits import json_problem
+from .models import Entry, KeyDefinition, Layer, LayerVersion, Level
 from .selectors import consistent_read, registry_revision
 from .services import revision_bump
 from .validation import key_problem, parse_layer_ref, schema_problem
@@ -71,7 +74,8 @@ def _require(condition: bool, where: str, problem: str, errors: dict[str, str]) 
     return condition
 
 
-def _validated(data: Any) -> tuple[bool, list[dict], list[dict]]:
+def _validated(data: Any, allow_missing_users: bool,
+               missing_users: list[str]) -> tuple[bool, list[dict], list[dict]]:
     """Check the whole document first; raise InvalidInput listing every problem found."""
     errors: dict[str, str] = {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -96,10 +100,18 @@ def _validated(data: Any) -> tuple[bool, list[dict], list[dict]]:
     for layer in layers:
         ref = layer.get("ref") if isinstance(layer, dict) else None
         try:
-            parse_layer_ref(ref)
+            level, name = parse_layer_ref(ref)
         except InvalidInput as error:
             errors[f"layers[{ref!r}]"] = "; ".join(error.errors.values())
             continue
+        if level == Level.USER and not get_user_model().objects.filter(username=name).exists():
+            if allow_missing_users:
+                missing_users.append(name)
+            else:  # a layer waiting for whoever takes that name next would hand them its values
+                errors[f"layers[{ref!r}]"] = (f"there is no user named {name!r} here: create the user first "
+                                              "(or import with --allow-missing-users)")
+        if level == Level.GROUP and not Group.objects.filter(name=name).exists():
+            errors[f"layers[{ref!r}]"] = f"there is no group named {name!r} here: create the group first"
         _require(ref not in existing, ref, "already exists here: import into an empty registry", errors)
         versions = layer.get("versions", [])
         numbers = [v.get("number") for v in versions if isinstance(v, dict)]
@@ -118,10 +130,14 @@ def _validated(data: Any) -> tuple[bool, list[dict], list[dict]]:
                 _require(problem is None, f"{where} key {key!r}", problem or "", errors)
             for key in set(plain) & set(secret):
                 errors[f"{where} key {key!r}"] = "is both a plain entry and a secret"
+            for key, value in plain.items():
+                problem = json_problem(value)
+                _require(problem is None, f"{where} key {key!r}", problem or "", errors)
             if not plaintext:
                 for key, ciphertext in version.get("secrets", {}).items():
                     try:
-                        crypto.decrypt(ciphertext, place=crypto.Place(ref, key), version=version.get("number"))
+                        crypto.decrypt(ciphertext, place=crypto.Place(ref, key), version=version.get("number"),
+                                       allow_unbound=True)  # exports of earlier releases: re-sealed below
                     except SecretUndecryptable as error:
                         errors[f"{where} key {key!r}"] = (f"{error.reason}: import with the same "
                                                           "CONFIG_REGISTRY_KEYS as the source")
@@ -131,9 +147,11 @@ def _validated(data: Any) -> tuple[bool, list[dict], list[dict]]:
 
 
 @transaction.atomic
-def registry_import(*, data: Any, actor: Actor) -> dict[str, int]:
-    """Recreate layers with their full history and key definitions, in one transaction."""
-    plaintext, definitions, layers = _validated(data)
+def registry_import(*, data: Any, actor: Actor, allow_missing_users: bool = False) -> dict[str, Any]:
+    """Recreate layers with their full history and key definitions, in one transaction. User layers
+    need their user here, unless `allow_missing_users` (then they are named in the answer)."""
+    missing_users: list[str] = []
+    plaintext, definitions, layers = _validated(data, allow_missing_users, missing_users)
     for definition in definitions:
         KeyDefinition.objects.update_or_create(key=definition["key"], defaults={
             "description": definition.get("description", ""), "schema": definition.get("schema"),
@@ -156,7 +174,11 @@ def registry_import(*, data: Any, actor: Actor) -> dict[str, int]:
             rows = [Entry(version=version, key=key, value=value)
                     for key, value in number_data.get("entries", {}).items()]
             for key, secret in number_data.get("secrets", {}).items():
-                ciphertext = crypto.encrypt(secret, place=crypto.Place(layer.ref, key)) if plaintext else secret
+                place = crypto.Place(layer.ref, key)
+                if plaintext:
+                    ciphertext = crypto.encrypt(secret, place=place, version=version.number)
+                else:
+                    ciphertext = crypto.reencrypt(secret, place=place, version=version.number) or secret
                 rows.append(Entry(version=version, key=key, secret=True, ciphertext=ciphertext))
             Entry.objects.bulk_create(rows)
             layer.current_version, layer.updated_at, layer.updated_by = version.number, created_at, version.author
@@ -164,5 +186,6 @@ def registry_import(*, data: Any, actor: Actor) -> dict[str, int]:
         layer.save(update_fields=["current_version", "updated_at", "updated_by"])
     counts = {"layers": len(layers), "versions": version_count, "key_definitions": len(definitions)}
     audit_record(actor=actor, action="config.import", target="registry",
-                 changes={**counts, "secrets": "plaintext" if plaintext else "ciphertext"})
-    return counts
+                 changes={**counts, "secrets": "plaintext" if plaintext else "ciphertext",
+                          "missing_users": missing_users})
+    return {**counts, "missing_users": missing_users}

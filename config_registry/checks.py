@@ -89,3 +89,47 @@ def check_key_ring(app_configs, **kwargs):
     except KeyRingInvalid as error:
         return [checks.Error(str(error), id="config_registry.E002")]
     return []
+
+
+class TicketsStoreUnknown(Exception):
+    """The tickets' store could not be inspected."""
+
+
+TICKETS_MIN_ENTRIES = 1_000_000  # in-process records: 60 s tickets at more than 16,000 handshakes/s
+
+
+def tickets_store_problem(alias: str = "tickets") -> str | None:
+    """Why the chat tickets' single-use records could be forgotten before their tickets expire, or None."""
+    from django.core.cache import caches
+
+    config = settings.CACHES.get(alias)
+    if config is None:
+        return f"CACHES has no {alias!r} cache: single-use chat tickets need a cache of their own"
+    if config["BACKEND"].endswith("LocMemCache"):
+        entries = int(config.get("OPTIONS", {}).get("MAX_ENTRIES", 300))
+        if entries < TICKETS_MIN_ENTRIES:
+            return (f"the {alias!r} cache keeps at most {entries} entries: at that many tickets in flight, "
+                    f"a used ticket could be accepted again (it needs at least {TICKETS_MIN_ENTRIES})")
+        return None
+    client = caches[alias]._cache.get_client(write=True)  # project.redis_cache: the shared pool
+    try:
+        found = client.config_get("maxmemory*")
+    except Exception as error:  # CONFIG may be disabled (managed Redis): cannot tell, say so
+        raise TicketsStoreUnknown(f"cannot read the Redis eviction policy ({error}): make sure it is "
+                                  "noeviction, or maxmemory 0") from error
+    if int(found.get("maxmemory", 0)) and found.get("maxmemory-policy") != "noeviction":
+        return (f"Redis may evict keys (maxmemory {found['maxmemory']}, maxmemory-policy "
+                f"{found.get('maxmemory-policy')}): a used chat ticket could be accepted again")
+    return None
+
+
+@checks.register(checks.Tags.security)
+def check_tickets_store(app_configs, **kwargs):
+    try:
+        problem = tickets_store_problem()
+    except Exception as error:  # Redis down or CONFIG disabled at start-up: say so, do not stop
+        return [checks.Warning(f"could not check the chat tickets' store: {error}", id="config_registry.W003")]
+    if problem:
+        return [checks.Error(problem, hint="Set maxmemory-policy noeviction on this Redis, or maxmemory 0 "
+                                           "(README, Security).", id="config_registry.E003")]
+    return []

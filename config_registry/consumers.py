@@ -1,17 +1,19 @@
 """The config watch socket: a service's resolved configuration now, then at every change."""
 
+import asyncio
 import logging
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
+from django.utils import timezone
 
 from .api.authentication import token_from_header
 from .asyncdb import db_call
 from .audit import Actor
 from .exceptions import InvalidInput, NotFound, RegistryUnavailable
 from .live import REVISIONS_GROUP
-from .models import Scope
+from .models import Scope, ServiceToken
 from .selectors import TokenRejected, config_resolve, token_authenticate
 
 logger = logging.getLogger(__name__)
@@ -29,11 +31,11 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
-        self.token, self.context, self.last = None, None, None
+        self.token, self.context, self.last, self.expiry = None, None, None, None
         headers = dict(self.scope.get("headers", []))
-        raw = token_from_header(headers.get(b"authorization", b"").decode("latin-1"))
+        self.raw = token_from_header(headers.get(b"authorization", b"").decode("latin-1")) or ""
         try:
-            self.token = await db_call(token_authenticate)(raw or "")
+            self.token = await db_call(token_authenticate)(self.raw)
         except TokenRejected as error:
             return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except DatabaseError:
@@ -42,13 +44,9 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         environment, service = query.get("environment"), query.get("service")
         if not environment or not service:
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", "environment and service are required")
-        if Scope.CONFIG_READ not in self.token.scopes:
-            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", f"token {self.token.name!r} lacks config:read")
-        for label, value, allowed in (("environment", environment, self.token.environments),
-                                      ("service", service, self.token.services)):
-            if allowed and value not in allowed:
-                return await self._refuse(CLOSE_FORBIDDEN, "forbidden",
-                                          f"token {self.token.name!r} may not read {label} {value!r}")
+        refusal = watch_refusal(self.token, environment, service)
+        if refusal:
+            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
         self.context = {"environment": environment, "service": service, "user": query.get("user")}
         # Join before the first read, so that no revision can fall between the two.
         try:
@@ -56,9 +54,38 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         except Exception as error:  # the channel layer's backend (Redis) is down
             logger.warning("config watch refused with 1013: channel layer unavailable: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "live updates are unavailable; retry")
+        self._expiry_watch()
         await self._push()
 
+    def _expiry_watch(self) -> None:
+        """Close the socket when its token expires, publish or not."""
+        if self.token.expires_at is not None:
+            delay = max((self.token.expires_at - timezone.now()).total_seconds(), 0) + 0.05
+            loop = asyncio.get_running_loop()
+            self.expiry = loop.call_later(delay, lambda: loop.create_task(self._token_recheck()))
+
+    async def _token_recheck(self) -> bool:
+        """Is the token still valid, with the scope and limits that let it in? If not: 4401.
+        (Revocations and changes anywhere move the token generation, announced with revisions.)"""
+        if self.context is None:
+            return False
+        try:
+            token = await db_call(token_authenticate)(self.raw)
+        except TokenRejected as error:
+            await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
+            return False
+        except DatabaseError:  # checked again at the next revision
+            return True
+        refusal = watch_refusal(token, self.context["environment"], self.context["service"])
+        if refusal:
+            await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", f"the token no longer lets this watch in: {refusal}")
+            return False
+        self.token = token
+        return True
+
     async def disconnect(self, code):
+        if self.expiry is not None:
+            self.expiry.cancel()
         if self.context is not None:
             await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
 
@@ -67,7 +94,7 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
                               "message": "this socket only sends; nothing is expected from the client"})
 
     async def registry_revision(self, event):
-        if self.context is not None:
+        if self.context is not None and await self._token_recheck():
             await self._push()
 
     async def _push(self):
@@ -80,7 +107,7 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             if Scope.SECRETS_READ in self.token.scopes and resolved.secrets:
                 resolved = await db_call(config_resolve)(
                     **self.context, reveal_secrets=True, actor=Actor(f"token:{self.token.name}", "ws/config"))
-        except InvalidInput as error:
+        except (InvalidInput, DataError) as error:
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", str(error))
         except NotFound as error:
             return await self._refuse(CLOSE_NOT_FOUND, "not_found", str(error))
@@ -95,3 +122,28 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "code": error, "message": message})
         self.context = None if code != CLOSE_TRY_AGAIN else self.context
         await self.close(code=code)
+
+
+def watch_refusal(token: ServiceToken, environment: str, service: str) -> str | None:
+    """Why `token` may not watch (environment, service), or None."""
+    if Scope.CONFIG_READ not in token.scopes:
+        return f"token {token.name!r} lacks config:read"
+    for label, value, allowed in (("environment", environment, token.environments),
+                                  ("service", service, token.services)):
+        if allowed and value not in allowed:
+            return f"token {token.name!r} may not read {label} {value!r}"
+    return None
+
+
+class NoRouteConsumer(AsyncJsonWebsocketConsumer):
+    """Any WebSocket path without a route: accepted and closed 4404 with an error frame (a router
+    error would be an HTTP 500 and a traceback in the log, which anyone could fill)."""
+
+    async def connect(self):
+        await self.accept()
+        await self.send_json({"type": "error", "code": "not_found",
+                              "message": "no WebSocket endpoint here: see ws/config/ and ws/chat/<room>/"})
+        await self.close(code=CLOSE_NOT_FOUND)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        pass

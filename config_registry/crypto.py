@@ -1,9 +1,9 @@
 """Secrets at rest: the one module that touches cryptography.
 
 Each value is sealed with MultiFernet (the first configured key encrypts, every key decrypts)
-together with the place it belongs to (layer ref and key). Fernet authenticates the whole
-envelope, so a ciphertext copied to another layer or key is refused instead of yielding
-another secret, and a flipped byte is refused too.
+together with the place it belongs to (layer ref, key and version). Fernet authenticates the whole
+envelope, so a ciphertext copied to another layer, key or version is refused instead of yielding
+another secret (an older, rotated-away one included), and a flipped byte is refused too.
 """
 
 import json
@@ -66,39 +66,56 @@ def primary_key_ring() -> MultiFernet:
     return _key_ring(tuple(settings.CONFIG_REGISTRY_KEYS[:1]))
 
 
-def _envelope(place: Place, value: Any) -> bytes:
-    return json.dumps({"l": place.layer, "k": place.key, "v": value}, separators=(",", ":")).encode()
+def _envelope(place: Place, version: int, value: Any) -> bytes:
+    return json.dumps({"l": place.layer, "k": place.key, "n": version, "v": value},
+                      separators=(",", ":")).encode()
 
 
-def encrypt(value: Any, *, place: Place) -> str:
-    """Seal a JSON value for `place`; returns ASCII text safe for any database column."""
-    return key_ring().encrypt(_envelope(place, value)).decode("ascii")
+def encrypt(value: Any, *, place: Place, version: int) -> str:
+    """Seal a JSON value for `place` in `version`; returns ASCII text safe for any database column."""
+    return key_ring().encrypt(_envelope(place, version, value)).decode("ascii")
 
 
-def decrypt(ciphertext: str, *, place: Place, version: int | None = None) -> Any:
-    """Open a secret stored at `place`; raise SecretUndecryptable rather than return anything else."""
+def _open(ciphertext: str, place: Place, version: int | None) -> dict:
     try:
-        opened = key_ring().decrypt(ciphertext.encode("ascii"))
-    except (InvalidToken, UnicodeEncodeError, AttributeError):
+        return json.loads(key_ring().decrypt(ciphertext.encode("ascii")))
+    except (InvalidToken, UnicodeEncodeError, AttributeError, ValueError):
         raise SecretUndecryptable(
             layer=place.layer, key=place.key, version=version,
             reason="no configured key opens it, or it was altered",
         ) from None
-    envelope = json.loads(opened)
-    if (envelope["l"], envelope["k"]) != (place.layer, place.key):
+
+
+def decrypt(ciphertext: str, *, place: Place, version: int, allow_unbound: bool = False) -> Any:
+    """Open a secret stored at `place` in `version`; raise SecretUndecryptable rather than return
+    anything else. `allow_unbound`: accept an envelope sealed before versions were bound (only to
+    re-seal it, see reencrypt)."""
+    envelope = _open(ciphertext, place, version)
+    if (envelope.get("l"), envelope.get("k")) != (place.layer, place.key):
         raise SecretUndecryptable(
             layer=place.layer, key=place.key, version=version,
-            reason=f"the ciphertext belongs to {envelope['k']!r} in layer {envelope['l']}, "
+            reason=f"the ciphertext belongs to {envelope.get('k')!r} in layer {envelope.get('l')}, "
             "it was copied here",
+        )
+    if "n" not in envelope and not allow_unbound:
+        raise SecretUndecryptable(
+            layer=place.layer, key=place.key, version=version,
+            reason="it was sealed before secrets were bound to their version: run manage.py rotate_keys",
+        )
+    if "n" in envelope and envelope["n"] != version:
+        raise SecretUndecryptable(
+            layer=place.layer, key=place.key, version=version,
+            reason=f"the ciphertext belongs to version {envelope['n']}, it was copied here",
         )
     return envelope["v"]
 
 
-def reencrypt(ciphertext: str, *, place: Place, version: int | None = None) -> str | None:
-    """Re-seal under the primary key; None when it already is. Raises SecretUndecryptable."""
-    decrypt(ciphertext, place=place, version=version)  # refuse misplaced or unreadable values
+def reencrypt(ciphertext: str, *, place: Place, version: int) -> str | None:
+    """Re-seal under the primary key, bound to its version; None when it already is. Raises
+    SecretUndecryptable."""
+    value = decrypt(ciphertext, place=place, version=version, allow_unbound=True)
     try:
-        primary_key_ring().decrypt(ciphertext.encode("ascii"))
-        return None
+        bound = "n" in json.loads(primary_key_ring().decrypt(ciphertext.encode("ascii")))
     except InvalidToken:
-        return key_ring().rotate(ciphertext.encode("ascii")).decode("ascii")
+        bound = False
+    return None if bound else encrypt(value, place=place, version=version)

@@ -11,7 +11,7 @@ from .audit import Actor, audit_record
 from .models import AuditEvent, Scope
 from .services import key_definition_save, layer_create, token_create, version_publish
 
-ACTOR = Actor("cli:seed_demo", "manage.py")
+ACTOR = Actor("cli:seed_demo", "manage.py", may_write_security=True)
 
 KEY_DEFINITIONS = [
     ("chat.enabled", "Whether the user may chat.", {"type": "boolean"}, False, True),

@@ -19,6 +19,10 @@ class InvalidInput(RegistryError):
         super().__init__(f"{message} ({detail})" if detail else message)
 
 
+class PermissionRefused(RegistryError):
+    """The caller is authenticated but lacks the right this change needs; the message names it."""
+
+
 class NotFound(RegistryError):
     """A named layer, version, user or token does not exist."""
 
@@ -47,3 +51,13 @@ class SecurityConfigMissing(RegistryError):
             f"{key} {reason} for environment {environment!r}, service {service!r}: publish it as a "
             f"secret in the global, environment:{environment} or service:{service} layer"
         )
+
+
+class SecurityConfigUnreadable(SecurityConfigMissing):
+    """The security configuration is published but cannot be decrypted (altered, or its key lost)."""
+
+    def __init__(self, *, key: str, environment: str, service: str, error: SecretUndecryptable):
+        RegistryError.__init__(
+            self, f"{key} cannot be decrypted for environment {environment!r}, service {service!r} "
+            f"({error}): check CONFIG_REGISTRY_KEYS, or publish {key} again")
+        self.key = key

@@ -7,6 +7,8 @@ import uuid
 
 from django.db import models
 
+from .limits import json_problem, suspicious_json_text
+
 
 class ImmutableRecord(Exception):
     """Raised when code tries to edit or delete a record that history depends on."""
@@ -35,6 +37,29 @@ class ImmutableModel(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ImmutableRecord(f"{type(self).__name__} #{self.pk} is immutable and cannot be deleted")
+
+
+READ_MAX_DEPTH = 200  # deeper than this, a stored value is not handed on (pickling and encoding it could fail)
+
+
+class StoredJSONField(models.JSONField):
+    """A JSONField whose rows can always be read: a value stored by an older release beyond today's
+    limits (nested hundreds deep, a lone surrogate) reads as a marker string naming the problem,
+    instead of failing every read, history page and audit view that touches it (SPEC §12)."""
+
+    def from_db_value(self, value, expression, connection):
+        if not (isinstance(value, str) and suspicious_json_text(value)):
+            return super().from_db_value(value, expression, connection)
+        try:
+            decoded = super().from_db_value(value, expression, connection)
+        except RecursionError:
+            return unreadable_marker(f"nested deeper than {READ_MAX_DEPTH}")
+        problem = json_problem(decoded, max_depth=READ_MAX_DEPTH)
+        return unreadable_marker(problem) if problem else decoded
+
+
+def unreadable_marker(problem: str) -> str:
+    return f"<unreadable stored value: {problem}>"
 
 
 class Level(models.TextChoices):
@@ -67,7 +92,9 @@ class Layer(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["level", "name"], name="layer_unique_ref")]
         ordering = ["level", "name"]
-        permissions = [("reveal_secret", "Can reveal secret values, one at a time (audited)")]
+        permissions = [("reveal_secret", "Can reveal secret values, one at a time (audited)"),
+                       ("change_security_config", "Can change the registry's security configuration "
+                                                  "(chat.signing_keys)")]
 
     def __str__(self) -> str:
         return self.ref
@@ -109,7 +136,7 @@ class Entry(ImmutableModel):
 
     version = models.ForeignKey(LayerVersion, on_delete=models.PROTECT, related_name="entries")
     key = models.CharField(max_length=200)
-    value = models.JSONField(null=True, blank=True, help_text="Empty for secrets.")
+    value = StoredJSONField(null=True, blank=True, help_text="Empty for secrets.")
     ciphertext = models.TextField(blank=True, help_text="Secrets only: Fernet token bound to layer and key.")
     secret = models.BooleanField(default=False)
 
@@ -136,10 +163,10 @@ class KeyDefinition(models.Model):
 
     key = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    schema = models.JSONField(null=True, blank=True, help_text="JSON Schema the value must satisfy.")
+    schema = StoredJSONField(null=True, blank=True, help_text="JSON Schema the value must satisfy.")
     secret = models.BooleanField(default=False, help_text="Values of this key are always encrypted.")
     has_default = models.BooleanField(default=False)
-    default = models.JSONField(null=True, blank=True)
+    default = StoredJSONField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=200, blank=True)
 
@@ -174,6 +201,7 @@ class Scope(models.TextChoices):
     CONFIG_WRITE = "config:write", "Create layers, publish and roll back versions"
     AUDIT_READ = "audit:read", "Read the audit log"
     CHAT_TICKET = "chat:ticket", "Issue chat tickets for users"
+    SECURITY_WRITE = "security:write", "Change the registry's own security configuration (chat.signing_keys)"
 
 
 class ServiceToken(models.Model):
@@ -193,6 +221,7 @@ class ServiceToken(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("grant_chat_ticket", "Can create tokens that issue chat tickets for any user")]
 
     def __str__(self) -> str:
         return self.name
@@ -207,7 +236,7 @@ class AuditEvent(ImmutableModel):
     action = models.CharField(max_length=64, db_index=True)
     target = models.CharField(max_length=300, db_index=True)
     source = models.CharField(max_length=200, blank=True)
-    changes = models.JSONField(default=dict, blank=True)
+    changes = StoredJSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 

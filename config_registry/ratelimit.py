@@ -57,6 +57,15 @@ def window_count(name: str, period: int) -> tuple[int, float]:
         return 0, wait
 
 
+def window_peek(name: str, period: int) -> tuple[int, float]:
+    """The count of `name` in the current window so far, without counting (0 without the cache)."""
+    key, _, wait = _window(name, period)
+    try:
+        return int(cache.get(key) or 0), wait
+    except (TypeError, ValueError):
+        return 0, wait
+
+
 @dataclass
 class _Tally:
     """This process's view of one window: the shared count when last added to, and events since."""

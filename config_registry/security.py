@@ -5,16 +5,21 @@ Values are resolved through the registry for this deployment's own context only
 Nothing here, or anywhere else, falls back to settings or the environment.
 """
 
+import logging
 import threading
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
 
-from .exceptions import RegistryUnavailable, SecurityConfigMissing
+from .exceptions import RegistryUnavailable, SecretUndecryptable, SecurityConfigMissing, SecurityConfigUnreadable
 from .selectors import registry_position, registry_position_known, sealed_open, service_resolution
+from .validation import SECURITY_KEYS
+
+logger = logging.getLogger(__name__)
 
 _cache: dict[tuple[str, str], tuple[tuple[str, int], Any]] = {}
+_unreadable_logged: dict[tuple[str, str], tuple[str, int]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -34,9 +39,13 @@ def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) ->
     Kept in process memory per revision, so a hot path pays one small query and a publish
     anywhere is seen at the next call; with `max_age`, a hot path may even skip that query and
     trust the position this process saw (read, or announced on the channel layer) at most that
-    many seconds ago. The process is the reader here, not a person, so reads are not audited. Raises SecurityConfigMissing if the key is absent or was not published as
-    a secret, RegistryUnavailable if the database cannot be reached.
+    many seconds ago. The process is the reader here, not a person, so reads are not audited.
+    Raises SecurityConfigMissing if the key is absent or was not published as a secret
+    (SecurityConfigUnreadable if it cannot be decrypted: logged once per registry position),
+    RegistryUnavailable if the database cannot be reached.
     """
+    if key not in SECURITY_KEYS:
+        raise ValueError(f"{key} is not among validation.SECURITY_KEYS, the keys no API may serve")
     environment = settings.REGISTRY_ENVIRONMENT
     try:
         epoch, revision, _ = registry_position(max_age)
@@ -51,7 +60,15 @@ def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) ->
     if key not in resolution.secrets:
         raise SecurityConfigMissing(key=key, environment=environment, service=service,
                                     reason="is published in plain text, not as a secret")
-    value = sealed_open(resolution.values[key])
+    try:
+        value = sealed_open(resolution.values[key])
+    except SecretUndecryptable as error:
+        unreadable = SecurityConfigUnreadable(key=key, environment=environment, service=service, error=error)
+        with _cache_lock:
+            if _unreadable_logged.get((service, key)) != (epoch, revision):  # once per position, not per caller
+                _unreadable_logged[(service, key)] = (epoch, revision)
+                logger.error("%s", unreadable)
+        raise unreadable from None
     with _cache_lock:
         _cache[(service, key)] = ((epoch, revision), value)
     return value

@@ -2,10 +2,12 @@
 
 import hashlib
 import json
+import logging
+import pickle
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -24,7 +26,9 @@ from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, RegistrySt
 from .position_feed import PositionFeed, position_publish
 from .resolver import LayerSnapshot, Provenance, Resolution, resolve
 from .services import token_hash
-from .validation import NAME_PATTERNS, parse_layer_ref
+from .validation import NAME_PATTERNS, SECURITY_KEYS, parse_layer_ref
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS_REF = "default"  # provenance of a value that comes from a key definition's default
 CACHE_SECONDS = 3600  # entries are keyed by revision, so expiry only bounds memory
@@ -232,14 +236,24 @@ def _cached_resolution(environment: str, service: str, user: str | None,
     the revision, so every process sees it at once and nothing needs invalidating."""
     _check_name("environment", environment)
     _check_name("service", service)
+    if user is not None and not (isinstance(user, str) and NAME_PATTERNS[Level.USER].match(user)):
+        raise InvalidInput("invalid context", {"user": f"{user!r} is not a valid username"})
     epoch, revision, _ = registry_position(max_age)
     cached = cache.get(_cache_key("resolution", epoch, revision, environment, service, user))
     if cached is not None:
         return cached
     revision, resolution = _resolution(environment, service, user)
-    cache.set(_cache_key("resolution", epoch, revision, environment, service, user), (revision, resolution),
-              CACHE_SECONDS)
+    _cache_set(_cache_key("resolution", epoch, revision, environment, service, user), (revision, resolution))
     return revision, resolution
+
+
+def _cache_set(key: str, value: Any) -> None:
+    """Remember `value` in the shared cache; a value the cache cannot take is only not remembered
+    (answers never depend on the cache)."""
+    try:
+        cache.set(key, value, CACHE_SECONDS)
+    except (RecursionError, pickle.PicklingError, TypeError, ValueError) as error:
+        logger.warning("a resolution was not cached (%s): it is answered all the same", type(error).__name__)
 
 
 def _cache_key(kind: str, *parts: Any) -> str:
@@ -263,12 +277,15 @@ def config_resolve(*, environment: str, service: str, user: str | None,
     if user is not None:
         context["user"] = user
     values = dict(resolution.values)
+    revealed = sorted(resolution.secrets - SECURITY_KEYS) if reveal_secrets else []
     for key in resolution.secrets:
-        values[key] = sealed_open(values[key]) if reveal_secrets else MASK
-    if reveal_secrets and resolution.secrets:
+        values[key] = MASK
+    for key in revealed:  # the registry's own security configuration is never revealed (SPEC §12)
+        values[key] = sealed_open(resolution.values[key])
+    if revealed:
         with transaction.atomic():
             audit_record(actor=actor, action="secret.reveal", target=_context_label(context),
-                         changes={"keys": sorted(resolution.secrets), "revision": revision})
+                         changes={"keys": revealed, "revision": revision})
     return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
 
 
@@ -330,7 +347,7 @@ def resolve_answer(*, environment: str, service: str, user: str | None, explain:
                         revealed=reveal_secrets)
     body = json.dumps(resolved.as_dict(explain=explain), separators=(",", ":")).encode()
     if not reveal_secrets:
-        cache.set(_cache_key("body", etag), body, CACHE_SECONDS)
+        _cache_set(_cache_key("body", etag), body)
         _local_bodies.put(etag, body)
     return etag, body
 
@@ -363,15 +380,18 @@ def version_get(layer: Layer, number: int) -> LayerVersion:
     return version
 
 
-def version_states(layer: Layer, number: int) -> dict[str, EntryState]:
-    """Entries of a version with secrets decrypted: for diffs and reveals, never for display."""
+def version_states(layer: Layer, number: int, *, sealed: Collection[str] = ()) -> dict[str, EntryState]:
+    """Entries of a version with secrets decrypted (but those named in `sealed`, left as their
+    ciphertext): for diffs and reveals, never for display."""
     if number == 0:
         return {}
     version_get(layer, number)
     states = {}
     for entry in Entry.objects.filter(version__layer=layer, version__number=number):
         value = entry.value
-        if entry.secret:
+        if entry.secret and entry.key in sealed:
+            value = entry.ciphertext
+        elif entry.secret:
             value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, entry.key), version=number)
         states[entry.key] = EntryState(value, entry.secret)
     return states
@@ -391,13 +411,15 @@ def version_entries(layer: Layer, number: int, *, reveal_secrets: bool = False,
         return entries, secrets
     if actor is None:
         raise ValueError("revealing secrets needs an actor to audit")
-    states = version_states(layer, number)
+    states = version_states(layer, number, sealed=SECURITY_KEYS)
     secrets = sorted(key for key, state in states.items() if state.secret)
-    if secrets:
+    revealed = [key for key in secrets if key not in SECURITY_KEYS]
+    if revealed:
         with transaction.atomic():
             audit_record(actor=actor, action="secret.reveal", target=layer.ref,
-                         changes={"keys": secrets, "version": number})
-    return {key: state.value for key, state in states.items()}, secrets
+                         changes={"keys": revealed, "version": number})
+    return {key: MASK if key in SECURITY_KEYS and state.secret else state.value
+            for key, state in states.items()}, secrets
 
 
 def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Change]:
@@ -456,6 +478,9 @@ def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:
                                  secret=True).first()
     if entry is None:
         raise NotFound(f"{key!r} is not a secret of layer {layer.ref} version {layer.current_version}")
+    if key in SECURITY_KEYS:
+        raise NotFound(f"{key} is the registry's own security configuration: it is never revealed "
+                       "(publish new keys instead of reading old ones)")
     value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, key), version=layer.current_version)
     with transaction.atomic():
         audit_record(actor=actor, action="secret.reveal", target=layer.ref,

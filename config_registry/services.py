@@ -21,16 +21,16 @@ from django.utils import timezone
 from . import crypto
 from .audit import Actor, audit_record, locked_state, secret_fingerprint
 from .diff import Change, EntryState, entries_diff
-from .exceptions import InvalidInput, NotFound, SecretUndecryptable, VersionConflict
+from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
+from .limits import MAX_LAYER_BYTES, MAX_VALUE_BYTES, json_problem, text_problem
 from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
 from .validation import (
-    NAME_PATTERNS, key_problem, parse_layer_ref, schema_problem, value_problem,
+    NAME_PATTERNS, SECURITY_KEYS, key_problem, parse_layer_ref, schema_problem, value_problem,
 )
 
 # Sent after commit with `revision`: live consumers (chat, config watch) re-resolve on it.
 config_changed = Signal()
 
-MAX_VALUE_BYTES = 256 * 1024
 TOKEN_NAME_PATTERN = NAME_PATTERNS[Level.SERVICE]
 _MISSING = object()
 _UNREADABLE = "<unreadable secret>"
@@ -90,11 +90,41 @@ def layer_update(*, layer: Layer, description: str, priority: int, actor: Actor)
 
 @dataclass(frozen=True)
 class _Stored:
-    """An entry as it will be stored: a plain value, or a secret's ciphertext."""
+    """An entry as it will be stored: a plain value; a secret's ciphertext sealed in version
+    `sealed_in` (re-sealed for the new version); or a new secret's plaintext (ciphertext "")."""
 
     secret: bool
     value: Any = None
     ciphertext: str = ""
+    sealed_in: int | None = None
+
+    @classmethod
+    def of(cls, entry: Entry, number: int) -> "_Stored":
+        return cls(entry.secret, entry.value, entry.ciphertext, number if entry.secret else None)
+
+    def size(self) -> int:
+        return len(self.ciphertext) if self.ciphertext else len(json.dumps(self.value))
+
+
+def _sealed(layer: Layer, key: str, stored: _Stored, number: int) -> str:
+    """The ciphertext of a secret entry bound to version `number` of `layer`."""
+    place = crypto.Place(layer.ref, key)
+    if not stored.ciphertext:
+        return crypto.encrypt(stored.value, place=place, version=number)
+    try:
+        value = crypto.decrypt(stored.ciphertext, place=place, version=stored.sealed_in)
+    except SecretUndecryptable:
+        return stored.ciphertext  # unreadable stays unreadable (rotate_keys reports it); never dropped
+    return crypto.encrypt(value, place=place, version=number)
+
+
+def _require_security_right(keys: Iterable[str], actor: Actor) -> None:
+    touched = sorted(set(keys) & SECURITY_KEYS)
+    if touched and not actor.may_write_security:
+        raise PermissionRefused(
+            f"{', '.join(touched)} is the registry's own security configuration: changing it needs the "
+            "security:write scope on a token without environment or service limits, or the admin "
+            "permission 'Can change the registry's security configuration'")
 
 
 def _lock_at(layer: Layer, base_version: Any) -> Layer:
@@ -128,11 +158,12 @@ def _plain_or_unreadable(layer: Layer, number: int, entry: Entry) -> EntryState:
         return EntryState(_UNREADABLE, secret=True)
 
 
-def _schema_errors(values: Mapping[str, Any]) -> dict[str, str]:
+def _schema_errors(values: Mapping[str, Any], secret_keys: Collection[str]) -> dict[str, str]:
     definitions = KeyDefinition.objects.filter(key__in=list(values), schema__isnull=False)
     errors = {}
     for definition in definitions:
-        problem = value_problem(values[definition.key], definition.schema)
+        problem = value_problem(values[definition.key], definition.schema,
+                                secret=definition.secret or definition.key in secret_keys)
         if problem:
             errors[definition.key] = problem
     return errors
@@ -159,6 +190,11 @@ def _append_version(*, layer: Layer, entries: Mapping[str, _Stored], changes: li
     if not changes:
         raise InvalidInput(f"nothing to publish: the change leaves layer {layer.ref} as it is at "
                            f"version {layer.current_version}")
+    total = sum(stored.size() for stored in entries.values())
+    if total > MAX_LAYER_BYTES:
+        raise InvalidInput(f"layer {layer.ref} would hold {total} bytes of entries; the limit for a layer "
+                           f"is {MAX_LAYER_BYTES}: split it, or move keys to other layers")
+    _require_security_right((change.key for change in changes), actor)
     state = locked_state()
     state.revision += 1
     state.save(update_fields=["revision"])
@@ -168,8 +204,8 @@ def _append_version(*, layer: Layer, entries: Mapping[str, _Stored], changes: li
         author=actor.name, created_at=now, comment=comment, rolled_back_from=rolled_back_from,
     )
     Entry.objects.bulk_create([
-        Entry(version=version, key=key, secret=stored.secret,
-              value=None if stored.secret else stored.value, ciphertext=stored.ciphertext)
+        Entry(version=version, key=key, secret=stored.secret, value=None if stored.secret else stored.value,
+              ciphertext=_sealed(layer, key, stored, version.number) if stored.secret else "")
         for key, stored in sorted(entries.items())
     ])
     Layer.objects.filter(pk=layer.pk).update(current_version=version.number, updated_at=now,
@@ -181,10 +217,11 @@ def _append_version(*, layer: Layer, entries: Mapping[str, _Stored], changes: li
         details["rolled_back_from"] = rolled_back_from
     audit_record(actor=actor, action=action, target=layer.ref, changes=details)
     _announce(state.revision)
+    version.changes = sorted(changes, key=lambda change: change.key)  # for the caller's answer, not stored
     return version
 
 
-def _check_publish_input(set_: Any, unset: Any, secrets: Any) -> None:
+def _check_publish_input(set_: Any, unset: Any, secrets: Any, comment: Any = "") -> None:
     if not isinstance(set_, Mapping):
         raise InvalidInput("invalid publish", {"set": "must be an object of key → JSON value"})
     if isinstance(unset, (str, bytes)) or not isinstance(unset, Iterable):
@@ -202,6 +239,10 @@ def _check_publish_input(set_: Any, unset: Any, secrets: Any) -> None:
         if key not in set_:
             errors[str(key)] = "is listed in secrets but not in set"
     for key, value in set_.items():
+        problem = json_problem(value)  # first: depth and text, before anything recurses into it
+        if problem:
+            errors[str(key)] = problem
+            continue
         try:
             size = len(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError):
@@ -209,6 +250,8 @@ def _check_publish_input(set_: Any, unset: Any, secrets: Any) -> None:
             continue
         if size > MAX_VALUE_BYTES:
             errors[str(key)] = f"the value is {size} bytes of JSON; the limit is {MAX_VALUE_BYTES}"
+    if not isinstance(comment, str) or text_problem(comment):
+        errors["comment"] = text_problem(comment) if isinstance(comment, str) else "must be text"
     if errors:
         raise InvalidInput("invalid publish", errors)
 
@@ -224,17 +267,17 @@ def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
     base, or whose definition says secret, stays encrypted whatever the caller says.
     """
     layer = _lock_at(layer, base_version)
-    _check_publish_input(set_, unset, secrets)
+    _check_publish_input(set_, unset, secrets, comment)
     base = _stored_entries(layer, base_version)
     absent = [key for key in unset if key not in base]
     if absent:
         raise InvalidInput("invalid publish",
                            {key: f"is not in version {base_version}, nothing to unset" for key in absent})
-    errors = _schema_errors(set_)
-    if errors:
-        raise InvalidInput("a value violates its key's schema", errors)
     forced = set(KeyDefinition.objects.filter(key__in=list(set_), secret=True).values_list("key", flat=True))
     secret_keys = set(secrets) | forced | {key for key in set_ if key in base and base[key].secret}
+    errors = _schema_errors(set_, secret_keys)
+    if errors:
+        raise InvalidInput("a value violates its key's schema", errors)
 
     touched = set(set_) | set(unset)
     before = {key: _plain_or_unreadable(layer, base_version, base[key]) for key in touched if key in base}
@@ -242,14 +285,12 @@ def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
     changes = entries_diff(before, after)
     changed_keys = {change.key for change in changes}
 
-    entries = {key: _Stored(e.secret, e.value, e.ciphertext) for key, e in base.items() if key not in touched}
+    entries = {key: _Stored.of(e, base_version) for key, e in base.items() if key not in touched}
     for key, value in set_.items():
-        if key not in changed_keys:  # unchanged: keep the stored form (no needless re-encryption)
-            entries[key] = _Stored(base[key].secret, base[key].value, base[key].ciphertext)
-        elif key in secret_keys:
-            entries[key] = _Stored(True, ciphertext=crypto.encrypt(value, place=crypto.Place(layer.ref, key)))
+        if key not in changed_keys:  # unchanged: keep the stored form
+            entries[key] = _Stored.of(base[key], base_version)
         else:
-            entries[key] = _Stored(False, value)
+            entries[key] = _Stored(key in secret_keys, value)
     return _append_version(layer=layer, entries=entries, changes=changes, actor=actor,
                            comment=comment, action="version.publish")
 
@@ -266,10 +307,11 @@ def version_rollback(*, layer: Layer, to_version: int, base_version: int, actor:
     before = {k: _plain(layer, base_version, e) for k, e in current.items()}
     after = {k: _plain(layer, to_version, e) for k, e in target.items()}
     changes = entries_diff(before, after)
-    errors = _schema_errors({c.key: c.after for c in changes if c.kind != "removed"})
+    errors = _schema_errors({c.key: c.after for c in changes if c.kind != "removed"},
+                            {c.key for c in changes if c.secret})
     if errors:
         raise InvalidInput(f"version {to_version} has values that violate their key's current schema", errors)
-    entries = {k: _Stored(e.secret, e.value, e.ciphertext) for k, e in target.items()}
+    entries = {k: _Stored.of(e, to_version) for k, e in target.items()}
     return _append_version(layer=layer, entries=entries, changes=changes, actor=actor,
                            comment=comment or f"Rollback to version {to_version}",
                            action="version.rollback", rolled_back_from=to_version)
@@ -284,6 +326,12 @@ def key_definition_problems(*, key: str, schema: Any = None, secret: bool = Fals
     problem = key_problem(key)
     if problem:
         errors["key"] = problem
+    for label, value in (("schema", schema), ("default", None if default is _MISSING else default)):
+        problem = json_problem(value)
+        if problem:
+            errors[label] = problem
+    if errors:
+        return errors
     if schema is not None:
         problem = schema_problem(schema)
         if problem:
@@ -304,6 +352,7 @@ def key_definition_save(*, key: str, description: str = "", schema: Any = None,
     errors = key_definition_problems(key=key, schema=schema, secret=secret, default=default)
     if errors:
         raise InvalidInput(f"invalid key definition for {key!r}", errors)
+    _require_security_right([key], actor)
     definition = KeyDefinition.objects.select_for_update().filter(key=key).first()
     before = None
     if definition is None:
@@ -335,9 +384,16 @@ def token_hash(raw: str) -> str:
 @transaction.atomic
 def token_create(*, name: str, scopes: Collection[str], environments: Collection[str] = (),
                  services: Collection[str] = (), expires_at: datetime | None = None,
-                 actor: Actor) -> tuple[ServiceToken, str]:
-    """Create a token; returns it with the plaintext, which is never stored nor shown again."""
+                 actor: Actor, grantable: Collection[str] | None = None) -> tuple[ServiceToken, str]:
+    """Create a token; returns it with the plaintext, which is never stored nor shown again.
+    `grantable`: the scopes the creator may hand out (None: any, the CLI's operator)."""
     errors = {}
+    beyond = sorted(set(scopes) - set(grantable)) if grantable is not None else []
+    if beyond:
+        raise PermissionRefused(f"you may not create a token with {', '.join(beyond)}: a token only gets "
+                                "scopes whose permissions its creator holds")
+    if Scope.SECURITY_WRITE in scopes and (environments or services):
+        errors["scopes"] = "security:write is for tokens without environment or service limits"
     if not isinstance(name, str) or not TOKEN_NAME_PATTERN.match(name):
         errors["name"] = "use lowercase letters, digits, - and _ (at most 63 characters)"
     elif ServiceToken.objects.filter(name=name).exists():

@@ -43,7 +43,12 @@ def token_changed(sender, **kwargs) -> None:
     # Processes keep tokens in memory per token generation: move it, in the change's transaction.
     from .audit import locked_state
 
+    from .services import config_changed
+
     with transaction.atomic():
         state = locked_state()
         state.token_generation += 1
         state.save(update_fields=["token_generation"])
+        # Announced like a revision, so that open watches re-check their tokens on every process.
+        revision = state.revision
+        transaction.on_commit(lambda: config_changed.send(sender=ServiceToken, revision=revision))

@@ -9,13 +9,19 @@ from jsonschema.exceptions import SchemaError
 from .exceptions import InvalidInput
 from .models import Level
 
+# The registry's own security configuration: the keys config_registry.security reads. Never served
+# by any API or protocol, whatever the scopes; written only with the dedicated right (SPEC §12).
+SECURITY_KEYS = frozenset({"chat.signing_keys"})
+
 KEY_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 KEY_MAX_LENGTH = 200
 # Environments and services are names chosen by operators; groups and users follow Django's names.
 NAME_PATTERNS = {
     Level.ENVIRONMENT: re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
     Level.SERVICE: re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
-    Level.GROUP: re.compile(r"^[^/\s]([^/]{0,148}[^/\s])?$"),  # no "/": refs appear in URL paths
+    # No "/" (refs appear in URL paths), no control characters or lone surrogates (not storable).
+    Level.GROUP: re.compile(r"^[^/\s\x00-\x1f\x7f\ud800-\udfff]([^/\x00-\x1f\x7f\ud800-\udfff]{0,148}"
+                            r"[^/\s\x00-\x1f\x7f\ud800-\udfff])?$"),
     Level.USER: re.compile(r"^[\w.@+-]{1,150}$"),
 }
 
@@ -59,10 +65,13 @@ def schema_problem(schema: Any) -> str | None:
     return None
 
 
-def value_problem(value: Any, schema: Any) -> str | None:
-    """Why `value` violates `schema` (first error, with its path), or None."""
+def value_problem(value: Any, schema: Any, *, secret: bool = False) -> str | None:
+    """Why `value` violates `schema` (first error, with its path), or None. For a secret, which
+    rule of the schema it breaks, never the value (jsonschema's messages quote it)."""
     error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
     if error is None:
         return None
+    if secret:
+        return f"the secret value does not satisfy the schema's {error.validator!r} rule (the value is not shown)"
     path = "".join(f"[{part!r}]" for part in error.absolute_path)
     return f"at value{path}: {error.message}" if path else error.message

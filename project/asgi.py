@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from chat.routing import websocket_urlpatterns as chat_routes  # noqa: E402
+from config_registry.routing import no_route  # noqa: E402
 from config_registry.routing import websocket_urlpatterns as registry_routes  # noqa: E402
 
 
@@ -30,5 +31,5 @@ class BrowserOriginValidator(OriginValidator):
 
 application = ProtocolTypeRouter({
     "http": get_asgi_application(),
-    "websocket": BrowserOriginValidator(URLRouter([*registry_routes, *chat_routes]), settings.ALLOWED_HOSTS),
+    "websocket": BrowserOriginValidator(URLRouter([*registry_routes, *chat_routes, *no_route]), settings.ALLOWED_HOSTS),
 })

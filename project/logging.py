@@ -4,18 +4,29 @@ import json
 import logging
 import re
 import time
+from urllib.parse import unquote_plus
 
-SECRET_QUERY_PARAMETERS = re.compile(r"((?:ticket|token|access_token)=)[^&\s\"']+", re.IGNORECASE)
+# Query parameters the server accepts as a credential (after percent-decoding their names).
+CREDENTIAL_PARAMETERS = {"ticket", "token", "access_token"}
+QUERY_PARAMETER = re.compile(r"(?P<name>[^?&;=\s\"'#/]+)=(?P<value>[^&;\s\"'#]*)")
+
+
+def _redacted(match: re.Match) -> str:
+    name = unquote_plus(match["name"])
+    if name.strip().lower() in CREDENTIAL_PARAMETERS and match["value"]:
+        return f"{match['name']}=[redacted]"
+    return match[0]
 
 
 class RedactSecrets(logging.Filter):
     """Rewrites a record's message with query-string credentials replaced by [redacted]. The ASGI
     server logs every WebSocket handshake with its path and query string; the chat's ticket is
-    in that query string."""
+    in that query string. Names are compared percent-decoded (?tick%65t= is ?ticket= to the
+    server), so no spelling of a credential passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = SECRET_QUERY_PARAMETERS.sub(r"\1[redacted]", message)
+        redacted = QUERY_PARAMETER.sub(_redacted, message) if "=" in message else message
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True

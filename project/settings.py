@@ -4,6 +4,7 @@ Everything else (service secrets, signing keys, limits, flags) lives in the regi
 A system check (config_registry.E001) fails if any other module reads the environment.
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -57,6 +58,11 @@ def _required(name: str) -> str:
 
 
 SECRET_KEY = _required("DJANGO_SECRET_KEY")
+# Keys the audit log's hash chain (HMAC): whoever can write the database cannot recompute it. Not in
+# the database; by default derived from DJANGO_SECRET_KEY. Changing it means earlier events no
+# longer verify: keep it with the keys, as long as the audit log.
+AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default="") or hashlib.sha256(
+    b"config-registry-audit-chain:" + SECRET_KEY.encode()).hexdigest()
 # Comma-separated Fernet keys: the first encrypts, all decrypt (config_registry.crypto).
 CONFIG_REGISTRY_KEYS = [k.strip() for k in _required("CONFIG_REGISTRY_KEYS").split(",") if k.strip()]
 
@@ -164,6 +170,9 @@ if REDIS_URL:
                         "max_connections": 100, "timeout": 5},
         }
     }
+    # Single-use records of chat tickets, apart from resolutions (which may come and go): the
+    # Redis must not evict them (checked at start-up, config_registry.E003).
+    CACHES["tickets"] = {**CACHES["default"], "KEY_PREFIX": "config-registry-tickets"}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "project.channel_layer.ResilientRedisChannelLayer",
@@ -180,7 +189,11 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+              # Single-use records of chat tickets, apart from resolutions: a million tickets (60 s
+              # each) in flight before the oldest record could be dropped (config_registry.E003).
+              "tickets": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "chat-tickets",
+                          "OPTIONS": {"MAX_ENTRIES": 1_000_000}}}
     # (Its channel_capacity patterns are not compiled by channels 4: one capacity for every channel.)
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
                                   "CONFIG": {"capacity": max(RELAY_CHANNEL_CAPACITY.values())}}}
@@ -209,13 +222,17 @@ if DEBUG:
 
 # API rate per service token (or per user / address), as N/s, N/min, N/hour or N/day;
 # 429 with Retry-After beyond it.
+# Request bodies up to this size (a layer holds at most 8 MiB, config_registry.limits); 413 beyond.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["config_registry.api.authentication.ServiceTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config_registry.api.permissions.HasTokenScope"],
     "DEFAULT_THROTTLE_CLASSES": ["config_registry.api.throttling.PerTokenThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config_registry.api.parsers.SafeJSONParser"],
+    # Answers in ASCII JSON (\u escapes): a row stored by an older release can always be encoded.
+    "UNICODE_JSON": False,
     "EXCEPTION_HANDLER": "config_registry.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -231,6 +248,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # assets served from this app, no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ChangeKindEnum": ["added", "removed", "changed"]},
 }
 
 LOGGING = {

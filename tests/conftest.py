@@ -85,7 +85,7 @@ def registry_keys(settings) -> list[str]:
 
 @pytest.fixture
 def actor() -> Actor:
-    return Actor("admin:tester", "127.0.0.1")
+    return Actor("admin:tester", "127.0.0.1", may_write_security=True)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def _staff(username: str, *permissions: str) -> User:
 def editor(client, db):
     user = _staff("editor", "view_layer", "change_layer", "add_layer", "view_keydefinition", "change_keydefinition",
                   "add_keydefinition", "view_servicetoken", "add_servicetoken", "change_servicetoken",
-                  "view_auditevent", "view_layerversion")
+                  "view_auditevent", "view_layerversion", "grant_chat_ticket")
     client.force_login(user)
     return client
 

@@ -28,7 +28,8 @@ def test_layers__create_publish_read__full_cycle_audited_as_the_token(writer):
     assert published.status_code == 201
     body = published.json()
     assert (body["version"], body["author"], body["comment"]) == (1, "token:deploy-bot", "first")
-    assert body["entries"] == {"db.password": "********", "pool": 5} and body["secrets"] == ["db.password"]
+    assert body["changes"] == [{"key": "db.password", "change": "added", "secret": True},
+                               {"key": "pool", "change": "added", "secret": False}]  # keys only (SPEC §4)
 
     layer = writer.get("/api/v1/layers/environment:prod").json()
     assert (layer["current_version"], layer["updated_by"], layer["entries"]["pool"]) == (1, "token:deploy-bot", 5)
@@ -95,7 +96,9 @@ def test_rollback__publishes_copy_of_old_version(writer, make_layer):
     _publish(writer, "global", 1, {"a": 2})
     response = writer.post("/api/v1/layers/global/rollback", {"to_version": 1, "base_version": 2}, format="json")
     assert response.status_code == 201
-    assert (response.json()["version"], response.json()["entries"], response.json()["rolled_back_from"]) == (3, {"a": 1}, 1)
+    assert (response.json()["version"], response.json()["changes"], response.json()["rolled_back_from"]) == (
+        3, [{"key": "a", "change": "changed", "secret": False}], 1)
+    assert writer.get("/api/v1/layers/global/versions/3").json()["entries"] == {"a": 1}
     stale = writer.post("/api/v1/layers/global/rollback", {"to_version": 1, "base_version": 2}, format="json")
     assert stale.status_code == 409
 

@@ -14,7 +14,7 @@ from config_registry.selectors import version_states
 from config_registry.services import key_definition_save, version_publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ACTOR = Actor("cli", "test")
+ACTOR = Actor("cli", "test", may_write_security=True)
 
 
 def _manage(database_url: str, *args: str, stdin: str | None = None) -> str:
@@ -51,7 +51,7 @@ def test_export_import__postgresql_to_sqlite_and_back__same_registry_secrets_enc
 
     sqlite = f"sqlite:///{tmp_path / 'copy.sqlite3'}"
     _manage(sqlite, "migrate", "--noinput")
-    _manage(sqlite, "import_config", "-", stdin=json.dumps(original))
+    _manage(sqlite, "import_config", "--allow-missing-users", "-", stdin=json.dumps(original))
     from_sqlite = json.loads(_manage(sqlite, "export_config"))
     assert "pg-secret" not in json.dumps(from_sqlite)
     assert _comparable(from_sqlite) == _comparable(original)
@@ -60,6 +60,7 @@ def test_export_import__postgresql_to_sqlite_and_back__same_registry_secrets_enc
     from django.core.management import call_command
 
     call_command("flush", "--noinput")
+    make_user("alice")
     registry_import(data=from_sqlite | {"exported_at": "", "revision": 0}, actor=ACTOR)
     from config_registry.models import Layer
 

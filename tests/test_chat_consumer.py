@@ -21,7 +21,7 @@ from config_registry.services import version_publish
 from project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ACTOR = Actor("admin:tester")
+ACTOR = Actor("admin:tester", may_write_security=True)
 KEY = "chat.signing_keys"
 
 

@@ -89,6 +89,7 @@ def test_export_then_import__into_an_empty_registry__same_history_secrets_encryp
     assert "pw-1" not in exported.read_text() and "pw-2" not in exported.read_text()
 
     call_command("flush", "--noinput")
+    make_user("alice")  # user layers are imported only beside their user (issue #11)
     out = _run("import_config", str(exported))
     assert out.strip() == "Imported 2 layer(s), 3 version(s), 0 key definition(s)."
     restored = Layer.objects.get(level="global")

@@ -79,10 +79,10 @@ def test_secret__masked_resolve__never_decrypts_a_broken_value(make_layer):
 
 
 def test_decrypt__with_a_key_that_is_not_configured__raises_typed_error(settings):
-    sealed = crypto.encrypt("v", place=crypto.Place("global", "k"))
+    sealed = crypto.encrypt("v", place=crypto.Place("global", "k"), version=1)
     settings.CONFIG_REGISTRY_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(SecretUndecryptable):
-        crypto.decrypt(sealed, place=crypto.Place("global", "k"))
+        crypto.decrypt(sealed, place=crypto.Place("global", "k"), version=1)
 
 
 @pytest.mark.parametrize("keys, message", [
@@ -93,13 +93,13 @@ def test_decrypt__with_a_key_that_is_not_configured__raises_typed_error(settings
 def test_key_ring__wrong_key_material__clear_error_and_failing_check(settings, keys, message):
     settings.CONFIG_REGISTRY_KEYS = keys
     with pytest.raises(KeyRingInvalid, match=message):
-        crypto.encrypt("v", place=crypto.Place("global", "k"))
+        crypto.encrypt("v", place=crypto.Place("global", "k"), version=1)
     errors = [e for e in checks.run_checks() if e.id == "config_registry.E002"]
     assert len(errors) == 1 and message in errors[0].msg
 
 
 def test_multifernet__old_key_kept_second__still_decrypts(settings):
     old = settings.CONFIG_REGISTRY_KEYS[0]
-    sealed = crypto.encrypt({"x": 1}, place=crypto.Place("global", "k"))
+    sealed = crypto.encrypt({"x": 1}, place=crypto.Place("global", "k"), version=1)
     settings.CONFIG_REGISTRY_KEYS = [Fernet.generate_key().decode(), old]
-    assert crypto.decrypt(sealed, place=crypto.Place("global", "k")) == {"x": 1}
+    assert crypto.decrypt(sealed, place=crypto.Place("global", "k"), version=1) == {"x": 1}

@@ -143,7 +143,7 @@ def test_redis_restarts_empty__processes_rejoin_their_rooms_and_catch_up(private
     def publish():
         layer = Layer.objects.get(level="global")
         version_publish(layer=layer, base_version=layer.current_version, set_={"chat.max_message_length": 200},
-                        actor=Actor("admin:tester"))
+                        actor=Actor("admin:tester", may_write_security=True))
 
     async def frame_of(socket_, kind: str, timeout: float) -> dict:
         while True:

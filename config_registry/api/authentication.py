@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from ..audit import Actor
-from ..models import ServiceToken
+from ..models import Scope, ServiceToken
 from ..selectors import TokenRejected, registry_position, token_authenticate
 from ..services import token_mark_used
 
@@ -36,8 +36,14 @@ def request_actor(request) -> Actor:
     """Who to write into the audit log for this request."""
     source = request.META.get("REMOTE_ADDR", "")
     if isinstance(request.user, ServicePrincipal):
-        return Actor(request.user.username, source)
+        token = request.user.token
+        return Actor(request.user.username, source, may_write_security=token_may_write_security(token))
     return Actor(f"user:{request.user.username}", source)
+
+
+def token_may_write_security(token: ServiceToken) -> bool:
+    """The dedicated right (SPEC §12): security:write, on a token without environment or service limits."""
+    return Scope.SECURITY_WRITE in token.scopes and not token.environments and not token.services
 
 
 def token_from_header(header: str) -> str | None:

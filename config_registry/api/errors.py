@@ -2,14 +2,17 @@
 
 import logging
 
-from django.db import DatabaseError
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, DataError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..exceptions import (
-    InvalidInput, NotFound, RegistryUnavailable, SecretUndecryptable, SecurityConfigMissing, VersionConflict,
+    InvalidInput, NotFound, PermissionRefused, RegistryUnavailable, SecretUndecryptable, SecurityConfigMissing,
+    VersionConflict,
 )
 
 logger = logging.getLogger(__name__)
@@ -34,10 +37,18 @@ def _answer(code: str, message: str, http_status: int, errors: dict | None = Non
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return _answer("too_large", f"the request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, "
+                                    "the limit for one request", 413)
+    if isinstance(exc, DataError):  # e.g. text the database cannot store: the caller's input, not an outage
+        return _answer("invalid_input", "the request holds a value the database cannot store "
+                                        "(NUL characters, or a number out of range)", 400)
     if isinstance(exc, InvalidInput):
         return _answer("invalid_input", str(exc), 400, exc.errors)
     if isinstance(exc, NotFound):
         return _answer("not_found", str(exc), 404)
+    if isinstance(exc, PermissionRefused):
+        return _answer("permission_denied", str(exc), 403)
     if isinstance(exc, VersionConflict):
         return _answer("version_conflict", str(exc), 409, current_version=exc.current)
     if isinstance(exc, SecurityConfigMissing):

@@ -126,6 +126,17 @@ class VersionSerializer(VersionSummarySerializer):
     secrets = serializers.ListField(child=serializers.CharField())
 
 
+class ChangedKeySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
+    secret = serializers.BooleanField()
+
+
+class PublishedSerializer(VersionSummarySerializer):
+    changes = ChangedKeySerializer(many=True, help_text="what this version changed, keys only; the entries "
+                                                        "are at GET …/versions/{n}")
+
+
 class ChangeSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["added", "removed", "changed"])
     secret = serializers.BooleanField()

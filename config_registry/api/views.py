@@ -173,7 +173,7 @@ class VersionListView(TokenView):
     @extend_schema(
         operation_id="versions_publish", request=s.PublishSerializer,
         summary="Publish the next version: the base's entries, plus set, minus unset",
-        responses={201: s.VersionSerializer,
+        responses={201: s.PublishedSerializer,
                    409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version; "
                                                                       "current_version says where it is"),
                    **_errors(400, 401, 403, 404, 429)},
@@ -184,9 +184,14 @@ class VersionListView(TokenView):
         version = services.version_publish(
             layer=layer, base_version=data["base_version"], set_=data["set"], unset=data["unset"],
             secrets=data["secrets"], comment=data["comment"], actor=request_actor(request))
-        entries, secrets = selectors.version_entries(layer, version.number)
-        return Response({**_version_summary(version), "entries": entries, "secrets": secrets},
-                        status=status.HTTP_201_CREATED)
+        return Response(_published(version), status=status.HTTP_201_CREATED)
+
+
+def _published(version) -> dict:
+    """A publish's answer: the new version and what changed, keys only (SPEC §4): it costs what the
+    change costs, and shows no value to a token that may write but not read."""
+    return {**_version_summary(version),
+            "changes": [{"key": c.key, "change": c.kind, "secret": c.secret} for c in version.changes]}
 
 
 class VersionDetailView(TokenView):
@@ -207,7 +212,7 @@ class RollbackView(TokenView):
 
     @extend_schema(operation_id="layers_rollback", request=s.RollbackSerializer,
                    summary="Publish a new version equal to an earlier one",
-                   responses={201: s.VersionSerializer,
+                   responses={201: s.PublishedSerializer,
                               409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version"),
                               **_errors(400, 401, 403, 404, 429)})
     def post(self, request, ref):
@@ -216,9 +221,7 @@ class RollbackView(TokenView):
         version = services.version_rollback(layer=layer, to_version=data["to_version"],
                                             base_version=data["base_version"], comment=data["comment"],
                                             actor=request_actor(request))
-        entries, secrets = selectors.version_entries(layer, version.number)
-        return Response({**_version_summary(version), "entries": entries, "secrets": secrets},
-                        status=status.HTTP_201_CREATED)
+        return Response(_published(version), status=status.HTTP_201_CREATED)
 
 
 class DiffView(TokenView):

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         try:
             _, raw = token_create(name=name, scopes=scopes, environments=environments, services=services,
-                                  expires_at=expires_at, actor=Actor("cli", "manage.py"))
+                                  expires_at=expires_at, actor=Actor("cli", "manage.py", may_write_security=True))
         except InvalidInput as error:
             raise CommandError(str(error)) from None
         self.stdout.write(raw)

@@ -17,7 +17,7 @@ class Command(BaseCommand):
                             help="write secrets in plain text (audited; keep the file safe)")
 
     def handle(self, *args, output, decrypt_secrets, **options):
-        data = registry_export(decrypt_secrets=decrypt_secrets, actor=Actor("cli", "manage.py"))
+        data = registry_export(decrypt_secrets=decrypt_secrets, actor=Actor("cli", "manage.py", may_write_security=True))
         text = json.dumps(data, indent=2, sort_keys=True)
         if output == "-":
             self.stdout.write(text)

@@ -11,7 +11,7 @@ class Command(BaseCommand):
             "putting a new key first; remove the old key only once this reports nothing unreadable.")
 
     def handle(self, *args, **options):
-        report = keys_rotate(actor=Actor("cli", "manage.py"))
+        report = keys_rotate(actor=Actor("cli", "manage.py", may_write_security=True))
         self.stdout.write(f"Re-encrypted {report.rewritten} secret(s) under the primary key; "
                           f"{report.already_current} already were.")
         for error in report.unreadable:
