@@ -36,10 +36,11 @@ serve: $(VENV)/.runtime-installed
 	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws wsproto --ws-max-size 65536 \
 	  --lifespan off --timeout-graceful-shutdown 5
 
-# Production layout on one host (README, "Deployment"): gunicorn serves HTTP
-# (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.
+# Production layout on one host (README, "Deployment"): gunicorn (threaded workers, project/gunicorn.conf.py)
+# serves HTTP (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.
 # Needs the production environment (DEBUG=false, DATABASE_URL, REDIS_URL, keys, ALLOWED_HOSTS).
 HTTP_WORKERS ?= 2
+HTTP_THREADS ?= 16
 WS_WORKERS   ?= 2
 WS_PORT      ?= 8001
 serve-prod: $(VENV)/.runtime-installed
@@ -47,7 +48,8 @@ serve-prod: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py check --deploy
 	trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/gunicorn project.wsgi:application --workers $(HTTP_WORKERS) --bind $(HOST):$(PORT) & \
+	$(BIN)/gunicorn project.wsgi:application -c project/gunicorn.conf.py --workers $(HTTP_WORKERS) \
+	  --threads $(HTTP_THREADS) --bind $(HOST):$(PORT) & \
 	$(BIN)/uvicorn project.asgi:application --workers $(WS_WORKERS) --host $(HOST) --port $(WS_PORT) \
 	  --ws wsproto --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5 & \
 	wait

@@ -111,9 +111,12 @@ SERVINGS = {
                                  "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
     "uvicorn, 2 workers (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
                                   "--workers", "2", "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-    "gunicorn sync, 2 workers (WSGI; the documented production API serving)": [
+    "gunicorn sync, 2 workers (WSGI; the production serving until #11)": [
         sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
         "--log-level", "warning"],
+    "gunicorn gthread, 2 workers x 16 threads (WSGI; make serve-prod, project/gunicorn.conf.py)": [
+        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "-c", "project/gunicorn.conf.py",
+        "--bind", "fd://{fd}", "--workers", "2", "--threads", "16", "--log-level", "warning"],
 }
 ENDPOINTS = {
     "bare DRF endpoint": "/bench/bare",

@@ -145,3 +145,39 @@ def test_import_config__user_layer_without_that_user__refused(make_layer, make_u
     with pytest.raises(CommandError, match="alice"):
         call_command("import_config", str(path))
     assert not Layer.objects.exists()
+
+
+def test_tickets_store_check__small_local_memory_cache__error(settings):
+    from config_registry.checks import check_tickets_store
+
+    settings.CACHES = {**settings.CACHES, "tickets": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                                      "LOCATION": "small-tickets"}}
+    errors = check_tickets_store(None)
+    assert [e.id for e in errors] == ["config_registry.E003"] and "300" in errors[0].msg
+
+
+def test_tickets_store_check__redis_that_evicts__error_naming_the_policy(settings, tmp_path):
+    import shutil
+
+    import redis
+
+    from config_registry.checks import check_tickets_store
+    from tests.test_faults_redis import PrivateRedis
+
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server (Debian package redis-server)")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.config_set("maxmemory", "64mb")
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        settings.CACHES = {**settings.CACHES, "tickets": {"BACKEND": "project.redis_cache.RedisCache",
+                                                          "LOCATION": server.url, "KEY_PREFIX": "t"}}
+        errors = check_tickets_store(None)
+        assert [e.id for e in errors] == ["config_registry.E003"] and "allkeys-lru" in errors[0].msg
+        client.config_set("maxmemory-policy", "noeviction")
+        assert check_tickets_store(None) == []
+        client.close()
+    finally:
+        server.stop()

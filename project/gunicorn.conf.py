@@ -1,0 +1,40 @@
+"""gunicorn's settings for the production HTTP serving (`make serve-prod`; README, Deployment).
+
+Threaded workers: a thread waits for a request's bytes at most a few seconds before its connection
+goes back to the worker's poller, so slow clients cannot take every worker (the sync worker was
+held by two). Workers and threads per worker are set on the command line (HTTP_WORKERS, HTTP_THREADS).
+"""
+
+worker_class = "gthread"
+threads = 16
+timeout = 30  # a worker silent this long is restarted
+graceful_timeout = 10
+keepalive = 5
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+
+def post_fork(server, worker):
+    """A client that stops sending mid-request is dropped after CLIENT_READ_TIMEOUT seconds instead
+    of holding its thread: the kernel's receive timeout, inherited by every accepted connection."""
+    import logging
+    import socket
+    import struct
+
+    for listener in worker.sockets:
+        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", CLIENT_READ_TIMEOUT, 0))
+    logging.getLogger("gunicorn.error").addFilter(_slow_client_dropped)
+
+
+def _slow_client_dropped(record) -> bool:
+    # The receive timeout surfaces as an error with a traceback per client: one plain line instead,
+    # so that slow clients cannot fill the log.
+    if record.exc_info and isinstance(record.exc_info[1], BlockingIOError):
+        record.msg, record.args = "dropped a client that sent nothing for %s s in the middle of its request", (
+            CLIENT_READ_TIMEOUT,)
+        record.exc_info, record.exc_text, record.levelname, record.levelno = None, None, "INFO", 20
+    return True
+
+
+CLIENT_READ_TIMEOUT = 5
