@@ -154,8 +154,10 @@ def test_publish__nul_in_a_value__400_not_an_outage(make_layer, make_token, api)
 
 
 @pytest.fixture
-def surrogate_row(make_layer, sqlite_only):
+def surrogate_row(make_layer):
     """A lone surrogate stored by an older release (only SQLite can hold one: PostgreSQL refuses it)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL cannot store a lone surrogate at all: such a row exists only on SQLite")
     layer = make_layer("global", {"a.b": "fine"})
     _plant(layer, {"a.b": "x\ud800y"})
     with transaction.atomic():
