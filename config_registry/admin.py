@@ -18,7 +18,7 @@ from .admin_editor import EntryFormSet, editor_change, editor_initial
 from .audit import Actor
 from .diff import diff_as_dict
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
-from .models import AuditEvent, KeyDefinition, Layer, LayerVersion, Scope, ServiceToken
+from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Scope, ServiceToken
 from .signin import ThrottledAdminAuthenticationForm
 from .validation import SECURITY_KEYS
 
@@ -312,7 +312,7 @@ class KeyDefinitionForm(forms.ModelForm):
             arguments["default"] = data.get("default")
         return arguments
 
-    may_write_security = False  # set per request by KeyDefinitionAdmin.get_form
+    may_write_security = may_reveal = False  # set per request by KeyDefinitionAdmin.get_form
 
     def clean(self):
         cleaned = super().clean()
@@ -320,6 +320,12 @@ class KeyDefinitionForm(forms.ModelForm):
         if key in SECURITY_KEYS and not self.may_write_security:
             self.add_error(None, f"{key} is the registry's own security configuration: its definition needs the "
                                  "permission 'Can change the registry's security configuration'")
+        # A schema tests values: on a secret key, whether a rollback passes would tell its value bit by bit.
+        schema_changed = cleaned.get("schema") != (self.instance.schema if self.instance.pk else None)
+        if schema_changed and cleaned.get("schema") is not None and not self.may_reveal and (
+                cleaned.get("secret") or Entry.objects.filter(key=key, secret=True).exists()):
+            self.add_error("schema", "this key holds secret values: changing its schema needs the permission "
+                                     "'Can reveal secret values' (a schema can be used to test a secret)")
         if not self.errors:
             arguments = self.service_arguments()
             arguments.pop("description")
@@ -344,6 +350,7 @@ class KeyDefinitionAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         form.may_write_security = request.user.has_perm(SECURITY_PERMISSION)
+        form.may_reveal = request.user.has_perm(REVEAL_PERMISSION)
         return form
 
     def save_form(self, request, form, change):

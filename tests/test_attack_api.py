@@ -80,6 +80,27 @@ def test_admin_rollback__old_secret_violates_schema__page_never_shows_it(make_la
     assert "s.p" in response.content.decode()
 
 
+def test_admin_key_definition__schema_on_a_secret_key_without_reveal__refused(make_layer, client):
+    """Whether a rollback passes a schema would tell a secret bit by bit: only those who may read it may set one."""
+    from config_registry.models import KeyDefinition
+
+    make_layer("service:s", {"s.p": OLD_SECRET}, secrets=["s.p"])
+    staff = User.objects.create_user("ed", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_keydefinition", "view_keydefinition",
+                                                                        "change_keydefinition"]))
+    client.force_login(staff)
+    answer = client.post("/admin/config_registry/keydefinition/add/",
+                         {"key": "s.p", "schema": '{"type": "string", "pattern": "^h"}', "default": "null"})
+    assert answer.status_code == 200 and "Can reveal secret values" in answer.content.decode()
+    assert not KeyDefinition.objects.filter(key="s.p").exists()
+    staff.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
+    staff = User.objects.get(pk=staff.pk)  # permissions are cached per user object
+    client.force_login(staff)
+    answer = client.post("/admin/config_registry/keydefinition/add/",
+                         {"key": "s.p", "schema": '{"type": "string"}', "default": "null"})
+    assert answer.status_code == 302 and KeyDefinition.objects.filter(key="s.p").exists()
+
+
 # 3. Deep nesting: stored denial of service ----------------------------------------------------
 
 @pytest.mark.parametrize("depth", [33, 200, 930])
