@@ -49,7 +49,7 @@ call_command("migrate", verbosity=0)
 from django.contrib.auth.models import Group, User
 from config_registry.audit import Actor
 from config_registry.services import layer_create, version_publish, token_create
-actor = Actor("bench")
+actor = Actor("bench", may_write_security=True)
 alice = User.objects.create_user("alice")
 for name in ("staff", "beta"):
     alice.groups.add(Group.objects.create(name=name))

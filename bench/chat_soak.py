@@ -61,12 +61,12 @@ def seed(users: int) -> str:
     from config_registry.audit import Actor
     from config_registry.services import layer_create, token_create, version_publish
 
-    actor = Actor("bench")
+    actor = Actor("bench", may_write_security=True)
     User.objects.bulk_create([User(username=f"user{i}") for i in range(users)])
     layer = layer_create(ref="global", actor=actor)
     version_publish(layer=layer, base_version=0, secrets=[KEY], actor=actor, set_={
         KEY: [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100_000, "chat.max_message_length": 500})
-    return token_create(name="soak", scopes=["chat:ticket"], actor=Actor("bench"))[1]
+    return token_create(name="soak", scopes=["chat:ticket"], actor=Actor("bench", may_write_security=True))[1]
 
 
 def rotate() -> None:
@@ -79,7 +79,7 @@ def rotate() -> None:
     layer = Layer.objects.get(level="global")
     keys = version_states(layer, layer.current_version)[KEY].value
     version_publish(layer=layer, base_version=layer.current_version, set_={KEY: [secrets.token_urlsafe(32), keys[0]]},
-                    secrets=[KEY], actor=Actor("bench:rotation"), comment="soak rotation")
+                    secrets=[KEY], actor=Actor("bench:rotation", may_write_security=True), comment="soak rotation")
 
 
 def start_server(env: dict[str, str], log: Path, ws: str = "wsproto",
