@@ -170,7 +170,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.room = self.scope["url_route"]["kwargs"]["room"]
         problem = room_problem(self.room)
         if problem:
-            return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", problem)
+            return await self.refuse(CLOSE_BAD_REQUEST, "bad_request", problem)
         ticket = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket", [""])[-1]
         # Usually everything is in this process's memory (keys, user, configuration, the room's
         # history) and the handshake costs no database read; otherwise one hop to a database thread.
@@ -183,13 +183,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             else:
                 session = await db_call(session_open)(ticket=ticket, room=self.room)
         except TicketInvalid as error:
-            return await self._refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
+            return await self.refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except UNAVAILABLE as error:
             if not isinstance(error, SecurityConfigMissing):  # that one is logged once per position
                 logger.warning("chat connect refused with 1013: %s", error)
-            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", unavailable_message(error))
+            return await self.refuse(CLOSE_TRY_AGAIN, "unavailable", unavailable_message(error))
         if session.refusal:
-            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
+            return await self.refuse(CLOSE_FORBIDDEN, "forbidden", session.refusal)
         layer = get_channel_layer()
         try:
             await RELAY.join(layer, room_group(self.room), self)
@@ -198,12 +198,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await RELAY.join(layer, REVISIONS_GROUP, self)
         except Exception as error:  # the channel layer's backend (Redis) is down
             logger.warning("chat connect refused with 1013: channel layer unavailable: %s", error)
-            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
+            return await self.refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
         try:
             frame = await self._history_frame(session, watched)
         except UNAVAILABLE as error:
             logger.warning("chat connect refused with 1013: %s", error)
-            return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
+            return await self.refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         await self.send(text_data=frame)
         await self.send_json({"type": "config", "values": session.config})
         self.opened = True
@@ -341,7 +341,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.config = config
         refusal = may_chat(config, self.room)
         if refusal:
-            return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
+            return await self.refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
         await self.send_json({"type": "config", "values": config})
 
     async def _error(self, code: str, message: str):
@@ -353,4 +353,3 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self._error(code, message)
         await self.close(code=close_code)
 
-    _refuse = refuse

@@ -35,27 +35,27 @@ def _bind_secrets_to_versions(apps, schema_editor):
         Entry.objects.filter(pk=entry.pk).update(ciphertext=sealed)
 
 
-def _legacy_hash(event, prev_hash: str) -> str:
-    import hashlib
+def _payload(event, prev_hash: str) -> bytes:
     import json
     from datetime import UTC
 
-    payload = json.dumps([event.seq, event.at.astimezone(UTC).isoformat(), event.actor, event.action, event.target,
-                          event.source, event.changes, prev_hash], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return json.dumps([event.seq, event.at.astimezone(UTC).isoformat(), event.actor, event.action, event.target,
+                       event.source, event.changes, prev_hash], sort_keys=True, separators=(",", ":")).encode()
+
+
+def _legacy_hash(event, prev_hash: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(_payload(event, prev_hash)).hexdigest()
 
 
 def _keyed_hash(event, prev_hash: str) -> str:
     import hashlib
     import hmac
-    import json
-    from datetime import UTC
 
     from django.conf import settings
 
-    payload = json.dumps([event.seq, event.at.astimezone(UTC).isoformat(), event.actor, event.action, event.target,
-                          event.source, event.changes, prev_hash], sort_keys=True, separators=(",", ":"))
-    return hmac.new(settings.AUDIT_CHAIN_KEY.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(settings.AUDIT_CHAIN_KEY.encode(), _payload(event, prev_hash), hashlib.sha256).hexdigest()
 
 
 def _key_the_audit_chain(apps, schema_editor):
