@@ -8,11 +8,11 @@ from django.core.management.base import handle_default_options
 handle_default_options(argparse.Namespace(settings="bench.settings", pythonpath=None))
 django.setup()
 
-from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import path
 
-from project.asgi import application as product  # noqa: E402
+from project.asgi import application as product
 
 
 class BareConsumer(AsyncWebsocketConsumer):

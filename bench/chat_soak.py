@@ -115,10 +115,9 @@ async def handshakes(urls: list[str], frames: int, concurrency: int) -> float:
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(url: str) -> None:
-        async with semaphore:
-            async with websockets.connect(url, open_timeout=60, compression=None) as ws:
-                for _ in range(frames):
-                    await asyncio.wait_for(ws.recv(), 60)
+        async with semaphore, websockets.connect(url, open_timeout=60, compression=None) as ws:
+            for _ in range(frames):
+                await asyncio.wait_for(ws.recv(), 60)
 
     started = time.perf_counter()
     await asyncio.gather(*(one(url) for url in urls))

@@ -9,8 +9,8 @@ import math
 import weakref
 from urllib.parse import parse_qs
 
-from channels.exceptions import StopConsumer
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import DatabaseError

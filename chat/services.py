@@ -6,8 +6,15 @@ from config_registry.selectors import Position, registry_position, registry_posi
 
 from .models import Message
 from .selectors import CONFIG_MAX_AGE_SECONDS, chat_config, chat_config_known, room_history
-from .tickets import (KEYS_MAX_AGE_SECONDS, ChatUser, UnknownKey, active_user_known, signing_keys_known,
-                      ticket_claims, ticket_verify)
+from .tickets import (
+    KEYS_MAX_AGE_SECONDS,
+    ChatUser,
+    UnknownKey,
+    active_user_known,
+    signing_keys_known,
+    ticket_claims,
+    ticket_verify,
+)
 
 
 @dataclass(frozen=True)

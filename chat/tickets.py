@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from config_registry.exceptions import SecurityConfigMissing
 from config_registry.models import Level
-from config_registry.validation import NAME_PATTERNS
-from config_registry.selectors import Position, registry_position
 from config_registry.security import security_secret, security_secret_known
+from config_registry.selectors import Position, registry_position
+from config_registry.validation import NAME_PATTERNS
 
 SIGNING_KEYS = "chat.signing_keys"
 TICKET_USER = NAME_PATTERNS[Level.USER]

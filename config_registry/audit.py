@@ -31,6 +31,10 @@ class Actor:
     may_write_security: bool = False
 
 
+# The operator at a shell (manage.py): every command writes as this actor.
+CLI_ACTOR = Actor("cli", "manage.py", may_write_security=True)
+
+
 def secret_fingerprint(value: Any) -> str:
     """A keyed hash of a secret value: shows that it changed, never what it is."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))

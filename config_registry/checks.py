@@ -35,9 +35,28 @@ def _python_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def _reads_in(tree: ast.AST) -> Iterator[tuple[int, str]]:
+# Django's convention for naming the settings module: allowed in the entry points alone, exactly so.
+ENTRY_POINTS = {Path("manage.py"), Path("project") / "asgi.py", Path("project") / "wsgi.py"}
+
+
+def _settings_module_default(node: ast.AST) -> ast.AST | None:
+    """The `os.environ` of `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "<literal>")`, else None."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setdefault"
+            and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "environ"
+            and isinstance(node.func.value.value, ast.Name) and node.func.value.value.id == "os"
+            and len(node.args) == 2 and not node.keywords
+            and all(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args)
+            and node.args[0].value == "DJANGO_SETTINGS_MODULE"):
+        return node.func.value
+    return None
+
+
+def _reads_in(tree: ast.AST, *, entry_point: bool = False) -> Iterator[tuple[int, str]]:
     os_aliases = {"os", "posix"}
+    allowed = {id(found) for node in ast.walk(tree) if entry_point and (found := _settings_module_default(node))}
     for node in ast.walk(tree):
+        if id(node) in allowed:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in ("os", "posix") and alias.asname:
@@ -64,7 +83,9 @@ def find_environment_reads(root: Path) -> list[EnvironmentRead]:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except (SyntaxError, UnicodeDecodeError):
             continue  # Django reports broken modules itself when it imports them
-        found += [EnvironmentRead(path.relative_to(root), line, code) for line, code in _reads_in(tree)]
+        relative = path.relative_to(root)
+        found += [EnvironmentRead(relative, line, code)
+                  for line, code in _reads_in(tree, entry_point=relative in ENTRY_POINTS)]
     return sorted(found, key=lambda read: (str(read.path), read.line))
 
 

@@ -9,6 +9,7 @@ from django.db import DatabaseError, DataError
 from django.utils import timezone
 
 from .api.authentication import token_from_header
+from .api.permissions import context_refusal
 from .asyncdb import db_call
 from .audit import Actor
 from .exceptions import InvalidInput, NotFound, RegistryUnavailable
@@ -128,11 +129,7 @@ def watch_refusal(token: ServiceToken, environment: str, service: str) -> str | 
     """Why `token` may not watch (environment, service), or None."""
     if Scope.CONFIG_READ not in token.scopes:
         return f"token {token.name!r} lacks config:read"
-    for label, value, allowed in (("environment", environment, token.environments),
-                                  ("service", service, token.services)):
-        if allowed and value not in allowed:
-            return f"token {token.name!r} may not read {label} {value!r}"
-    return None
+    return context_refusal(token, environment=environment, service=service)
 
 
 class NoRouteConsumer(AsyncJsonWebsocketConsumer):

@@ -72,9 +72,6 @@ class Level(models.TextChoices):
     USER = "user", "User"
 
 
-LEVEL_ORDER = {level: position for position, level in enumerate(Level.values)}
-
-
 class Layer(models.Model):
     level = models.CharField(max_length=16, choices=Level.choices)
     name = models.CharField(max_length=150, blank=True, help_text="Empty for the global layer.")

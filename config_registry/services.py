@@ -25,7 +25,12 @@ from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecry
 from .limits import MAX_LAYER_BYTES, MAX_VALUE_BYTES, json_problem, text_problem
 from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
 from .validation import (
-    NAME_PATTERNS, SECURITY_KEYS, key_problem, parse_layer_ref, schema_problem, value_problem,
+    NAME_PATTERNS,
+    SECURITY_KEYS,
+    key_problem,
+    parse_layer_ref,
+    schema_problem,
+    value_problem,
 )
 
 # Sent after commit with `revision`: live consumers (chat, config watch) re-resolve on it.
@@ -272,7 +277,7 @@ def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
     absent = [key for key in unset if key not in base]
     if absent:
         raise InvalidInput("invalid publish",
-                           {key: f"is not in version {base_version}, nothing to unset" for key in absent})
+                           dict.fromkeys(absent, f"is not in version {base_version}, nothing to unset"))
     forced = set(KeyDefinition.objects.filter(key__in=list(set_), secret=True).values_list("key", flat=True))
     secret_keys = set(secrets) | forced | {key for key in set_ if key in base and base[key].secret}
     errors = _schema_errors(set_, secret_keys)

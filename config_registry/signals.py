@@ -42,7 +42,6 @@ def user_deleted(sender, **kwargs) -> None:
 def token_changed(sender, **kwargs) -> None:
     # Processes keep tokens in memory per token generation: move it, in the change's transaction.
     from .audit import locked_state
-
     from .services import config_changed
 
     with transaction.atomic():

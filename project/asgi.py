@@ -1,23 +1,21 @@
 """ASGI entry point: HTTP → Django; WebSocket → origin check (ALLOWED_HOSTS) → URL routing."""
 
-import argparse
+import os
 
 import django
-from django.core.management.base import handle_default_options
 
-# Django's own way to name the settings module (as `--settings` does); the environment is
-# read by project/settings.py alone.
-handle_default_options(argparse.Namespace(settings="project.settings", pythonpath=None))
+# Django's convention (the one environment access outside project/settings.py that check E001 accepts).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.core.asgi import get_asgi_application
 
-from chat.routing import websocket_urlpatterns as chat_routes  # noqa: E402
-from config_registry.routing import no_route  # noqa: E402
-from config_registry.routing import websocket_urlpatterns as registry_routes  # noqa: E402
+from chat.routing import websocket_urlpatterns as chat_routes
+from config_registry.routing import no_route
+from config_registry.routing import websocket_urlpatterns as registry_routes
 
 
 class BrowserOriginValidator(OriginValidator):

@@ -150,7 +150,9 @@ RELAY_CHANNEL_CAPACITY = {"relay.*": 10_000}
 # Redis lost them (a restart: Redis here keeps nothing on disk).
 CHANNEL_GROUP_REFRESH_SECONDS = env.float("CHANNEL_GROUP_REFRESH_SECONDS", default=30.0)
 if REDIS_URL:
-    from redis import asyncio as redis_asyncio, backoff, exceptions as redis_errors, retry
+    from redis import asyncio as redis_asyncio
+    from redis import backoff, retry
+    from redis import exceptions as redis_errors
 
     # After Redis restarts, pooled connections are dead: retry once or twice on a fresh one,
     # so that recovery needs no restart of ours.

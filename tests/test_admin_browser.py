@@ -3,10 +3,9 @@
 
 import pytest
 
-from tests.conftest import SCREENSHOTS
-
 from config_registry.models import Layer
 from config_registry.selectors import version_states
+from tests.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,6 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection, transaction
 
-from config_registry import crypto
 from config_registry.audit import Actor, locked_state
 from config_registry.models import AuditEvent, Entry, Layer, LayerVersion, ServiceToken
 from config_registry.services import key_definition_save, version_publish

@@ -134,9 +134,9 @@ def test_import_config__user_layer_without_that_user__refused(make_layer, make_u
     make_layer("user:alice", {"theme": "dark"})
     path = tmp_path / "export.json"
     call_command("export_config", "--output", str(path))
-    from config_registry.models import Entry, Layer, LayerVersion
-
     from django.contrib.auth.models import User
+
+    from config_registry.models import Entry, Layer, LayerVersion
 
     QuerySet.delete(Entry.objects.all())
     QuerySet.delete(LayerVersion.objects.all())

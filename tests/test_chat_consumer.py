@@ -549,7 +549,6 @@ def test_chat__many_connections__one_membership_of_the_revisions_group_until_the
 
 def test_chat__publish_between_reading_config_and_joining__still_reaches_the_connection(chat, monkeypatch):
     from chat import consumers
-
     from config_registry.live import REVISIONS_GROUP
 
     join, sockets = consumers.RELAY.join, {}

@@ -12,8 +12,8 @@ import pytest
 import websockets
 
 from chat.tickets import ticket_issue
-from config_registry.services import token_create
 from config_registry.audit import Actor
+from config_registry.services import token_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +75,7 @@ def test_fuzz_live__handshakes__refused_with_application_codes_never_500_or_1011
             (f"/ws/{junk()}/{junk()}", {}),
             (f"/ws/config/?environment={junk()}&service=chat&user={junk()}", {"Authorization": f"Bearer {token}"}),
             (f"/ws/config/?environment=development&service=chat&user={junk()}", {"Authorization": f"Bearer {token}"}),
-            (f"/ws/config/?environment=development&service=chat", {"Authorization": f"Bearer {junk()}"}),
+            ("/ws/config/?environment=development&service=chat", {"Authorization": f"Bearer {junk()}"}),
         ]
 
     async def scenario():

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.fernet import MultiFernet, Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor

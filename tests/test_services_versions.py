@@ -1,6 +1,7 @@
 """Publishing, rolling back and diffing versions through the services."""
 
 import pytest
+
 from config_registry.diff import diff_as_dict
 from config_registry.exceptions import InvalidInput, NotFound, VersionConflict
 from config_registry.models import AuditEvent, Entry, ImmutableRecord, Layer, LayerVersion

@@ -43,6 +43,26 @@ def test_find_environment_reads__planted_read__named_with_file_and_line(tmp_path
     assert reads[0].line >= 2
 
 
+SETTINGS_DEFAULT = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")\n'
+
+
+def test_find_environment_reads__django_settings_default_in_the_entry_points__allowed(tmp_path):
+    root = _tree(tmp_path, {"manage.py": SETTINGS_DEFAULT, "project/asgi.py": SETTINGS_DEFAULT,
+                            "project/wsgi.py": SETTINGS_DEFAULT})
+    assert find_environment_reads(root) == []
+
+
+@pytest.mark.parametrize("path, source", [
+    ("chat/app.py", SETTINGS_DEFAULT),  # the idiom, but not in an entry point
+    ("manage.py", 'import os\nos.environ.setdefault("SERVICE_SECRET", "x")\n'),  # another variable
+    ("manage.py", SETTINGS_DEFAULT + "SECRET = os.environ['SERVICE_SECRET']\n"),  # and a read besides
+    ("project/wsgi.py", 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", os.getenv("X"))\n'),
+])
+def test_find_environment_reads__anything_beyond_the_settings_default__flagged(tmp_path, path, source):
+    reads = find_environment_reads(_tree(tmp_path, {path: source}))
+    assert reads and all(str(read.path) == path for read in reads)
+
+
 def test_find_environment_reads__settings_tests_and_bench__are_allowed(tmp_path):
     root = _tree(tmp_path, {
         "project/settings.py": "import os\nos.environ\n",

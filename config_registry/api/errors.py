@@ -11,7 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..exceptions import (
-    InvalidInput, NotFound, PermissionRefused, RegistryUnavailable, SecretUndecryptable, SecurityConfigMissing,
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    RegistryUnavailable,
+    SecretUndecryptable,
+    SecurityConfigMissing,
     VersionConflict,
 )
 

@@ -7,13 +7,21 @@ from ..validation import parse_layer_ref
 from .authentication import ServicePrincipal
 
 
-def require_context(token: ServiceToken, *, environment: str | None = None, service: str | None = None) -> None:
-    """403 unless `token` may read this environment and service (empty limits allow all)."""
+def context_refusal(token: ServiceToken, *, environment: str | None = None, service: str | None = None) -> str | None:
+    """Why `token` may not read this environment and service (empty limits allow all), or None.
+    The one check of a token's limits, for the API and the config watch alike."""
     for label, value, allowed in (("environment", environment, token.environments),
                                   ("service", service, token.services)):
         if value is not None and allowed and value not in allowed:
-            raise exceptions.PermissionDenied(
-                f"token {token.name!r} is limited to {label}s {', '.join(allowed)}; not {value!r}")
+            return f"token {token.name!r} is limited to {label}s {', '.join(allowed)}; not {value!r}"
+    return None
+
+
+def require_context(token: ServiceToken, *, environment: str | None = None, service: str | None = None) -> None:
+    """403 unless `token` may read this environment and service."""
+    refusal = context_refusal(token, environment=environment, service=service)
+    if refusal:
+        raise exceptions.PermissionDenied(refusal)
 
 
 def require_layer(token: ServiceToken, ref: str) -> None:

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from config_registry.audit import Actor
+from config_registry.audit import CLI_ACTOR
 from config_registry.exceptions import InvalidInput
 from config_registry.models import Scope
 from config_registry.services import token_create
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         try:
             _, raw = token_create(name=name, scopes=scopes, environments=environments, services=services,
-                                  expires_at=expires_at, actor=Actor("cli", "manage.py", may_write_security=True))
+                                  expires_at=expires_at, actor=CLI_ACTOR)
         except InvalidInput as error:
             raise CommandError(str(error)) from None
         self.stdout.write(raw)

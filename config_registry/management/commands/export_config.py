@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from config_registry.audit import Actor
+from config_registry.audit import CLI_ACTOR
 from config_registry.backup import registry_export
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
                             help="write secrets in plain text (audited; keep the file safe)")
 
     def handle(self, *args, output, decrypt_secrets, **options):
-        data = registry_export(decrypt_secrets=decrypt_secrets, actor=Actor("cli", "manage.py", may_write_security=True))
+        data = registry_export(decrypt_secrets=decrypt_secrets, actor=CLI_ACTOR)
         text = json.dumps(data, indent=2, sort_keys=True)
         if output == "-":
             self.stdout.write(text)

@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config_registry.audit import Actor
+from config_registry.audit import CLI_ACTOR
 from config_registry.backup import registry_import
 from config_registry.exceptions import InvalidInput
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         except (OSError, json.JSONDecodeError) as error:
             raise CommandError(f"cannot read {file}: {error}") from None
         try:
-            counts = registry_import(data=data, actor=Actor("cli", "manage.py", may_write_security=True),
+            counts = registry_import(data=data, actor=CLI_ACTOR,
                                      allow_missing_users=allow_missing_users)
         except InvalidInput as error:
             raise CommandError(str(error)) from None

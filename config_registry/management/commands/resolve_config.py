@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config_registry.audit import Actor
+from config_registry.audit import CLI_ACTOR
 from config_registry.exceptions import InvalidInput, NotFound, SecretUndecryptable
 from config_registry.selectors import config_resolve
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, environment, service, user, explain, reveal_secrets, **options):
         try:
             resolved = config_resolve(environment=environment, service=service, user=user,
-                                      reveal_secrets=reveal_secrets, actor=Actor("cli", "manage.py", may_write_security=True))
+                                      reveal_secrets=reveal_secrets, actor=CLI_ACTOR)
         except (InvalidInput, NotFound, SecretUndecryptable) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(json.dumps(resolved.as_dict(explain=explain), indent=2, sort_keys=True))

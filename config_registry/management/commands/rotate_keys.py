@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config_registry.audit import Actor
+from config_registry.audit import CLI_ACTOR
 from config_registry.services import keys_rotate
 
 
@@ -11,7 +11,7 @@ class Command(BaseCommand):
             "putting a new key first; remove the old key only once this reports nothing unreadable.")
 
     def handle(self, *args, **options):
-        report = keys_rotate(actor=Actor("cli", "manage.py", may_write_security=True))
+        report = keys_rotate(actor=CLI_ACTOR)
         self.stdout.write(f"Re-encrypted {report.rewritten} secret(s) under the primary key; "
                           f"{report.already_current} already were.")
         for error in report.unreadable:
