@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 
-.PHONY: run test check serve serve-prod clean
+.PHONY: run test lint format check serve serve-prod clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -56,6 +56,15 @@ serve-prod: $(VENV)/.runtime-installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff's rules and style (pyproject.toml): `make format` applies them.
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 check: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py check

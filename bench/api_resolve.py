@@ -32,11 +32,18 @@ def prepare_environment(workdir: Path) -> dict[str, str]:
 
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
-    env.update({
-        "DEBUG": "false", "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
-        "API_THROTTLE_RATE": "100000000/min", "DJANGO_SETTINGS_MODULE": "bench.settings",
-    })
+    env.update(
+        {
+            "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
+            "API_THROTTLE_RATE": "100000000/min",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+        }
+    )
     return env
 
 
@@ -65,8 +72,10 @@ print(raw)
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode:
-        sys.exit(f"seeding the benchmark database failed (it must exist and be empty):\n"
-                 f"{result.stderr.strip().splitlines()[-1]}")
+        sys.exit(
+            f"seeding the benchmark database failed (it must exist and be empty):\n"
+            f"{result.stderr.strip().splitlines()[-1]}"
+        )
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -78,8 +87,14 @@ def serving(command: list[str], env: dict[str, str], log: Path):
     sock.listen(1024)
     fd, port = sock.fileno(), sock.getsockname()[1]
     with open(log, "ab") as output:
-        process = subprocess.Popen([part.replace("{fd}", str(fd)) for part in command], cwd=ROOT, env=env,
-                                   pass_fds=[fd], stdout=output, stderr=output)
+        process = subprocess.Popen(
+            [part.replace("{fd}", str(fd)) for part in command],
+            cwd=ROOT,
+            env=env,
+            pass_fds=[fd],
+            stdout=output,
+            stderr=output,
+        )
     sock.close()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -90,9 +105,22 @@ def serving(command: list[str], env: dict[str, str], log: Path):
 
 def wrk(url: str, token: str, seconds: int, connections: int, log: Path) -> dict[str, float]:
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
-         "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if non_2xx:
@@ -107,16 +135,62 @@ def wrk(url: str, token: str, seconds: int, connections: int, log: Path) -> dict
 
 
 SERVINGS = {
-    "uvicorn, 1 worker (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
-                                 "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-    "uvicorn, 2 workers (ASGI)": [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", "{fd}",
-                                  "--workers", "2", "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
+    "uvicorn, 1 worker (ASGI)": [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.asgi:application",
+        "--fd",
+        "{fd}",
+        "--lifespan",
+        "off",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ],
+    "uvicorn, 2 workers (ASGI)": [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.asgi:application",
+        "--fd",
+        "{fd}",
+        "--workers",
+        "2",
+        "--lifespan",
+        "off",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ],
     "gunicorn sync, 2 workers (WSGI; the production serving until #11)": [
-        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", "fd://{fd}", "--workers", "2",
-        "--log-level", "warning"],
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "bench.wsgi:application",
+        "--bind",
+        "fd://{fd}",
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+    ],
     "gunicorn gthread, 2 workers x 16 threads (WSGI; make serve-prod, project/gunicorn.conf.py)": [
-        sys.executable, "-m", "gunicorn", "bench.wsgi:application", "-c", "project/gunicorn.conf.py",
-        "--bind", "fd://{fd}", "--workers", "2", "--threads", "16", "--log-level", "warning"],
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "bench.wsgi:application",
+        "-c",
+        "project/gunicorn.conf.py",
+        "--bind",
+        "fd://{fd}",
+        "--workers",
+        "2",
+        "--threads",
+        "16",
+        "--log-level",
+        "warning",
+    ],
 }
 ENDPOINTS = {
     "bare DRF endpoint": "/bench/bare",
@@ -136,26 +210,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         env = prepare_environment(Path(workdir))
         token = seed(env)
-        print(f"database: {env['DATABASE_URL'].split('://')[0]}, cache/layer: {'redis' if env.get('REDIS_URL') else 'local memory'}; "
-              f"{args.seconds}s per run, {args.connections} connections, wrk -t2")
+        print(
+            f"database: {env['DATABASE_URL'].split('://')[0]}, cache/layer: {'redis' if env.get('REDIS_URL') else 'local memory'}; "
+            f"{args.seconds}s per run, {args.connections} connections, wrk -t2"
+        )
         for serving_name, command in SERVINGS.items():
             if args.only not in serving_name:
                 continue
             log = Path(workdir) / "server.log"
             with serving(command, env, log) as base:
                 wrk(base + ENDPOINTS["warm resolve (6 layers, 200 keys, 2 groups)"], token, 2, 4, log)  # warm up
-                results = {name: wrk(base + path, token, args.seconds, args.connections, log)
-                           for name, path in ENDPOINTS.items()}
+                results = {
+                    name: wrk(base + path, token, args.seconds, args.connections, log)
+                    for name, path in ENDPOINTS.items()
+                }
             bare = results["bare DRF endpoint"]["rps"]
             print(f"\n{serving_name}")
             print(f"  {'endpoint':46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8}")
             for name, result in results.items():
-                print(f"  {name:46} {result['rps']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f} "
-                      f"{result['rps'] / bare:8.2f}")
+                print(
+                    f"  {name:46} {result['rps']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f} "
+                    f"{result['rps'] / bare:8.2f}"
+                )
             constance = results["django-constance, 50 settings"]["rps"]
             resolve = results["warm resolve (6 layers, 200 keys, 2 groups)"]["rps"]
-            print(f"  resolve / bare = {resolve / bare:.2f} (target ≥ 0.70); "
-                  f"resolve / constance = {resolve / constance:.1f}× (target ≥ 10×)")
+            print(
+                f"  resolve / bare = {resolve / bare:.2f} (target ≥ 0.70); "
+                f"resolve / constance = {resolve / constance:.1f}× (target ≥ 10×)"
+            )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ class BareRoomConsumer(AsyncWebsocketConsumer):
         await self.send(event["text"])
 
 
-bare = URLRouter([path("ws/bare/", BareConsumer.as_asgi()),
-                  path("ws/bare-room/<str:room>/", BareRoomConsumer.as_asgi())])
+bare = URLRouter(
+    [path("ws/bare/", BareConsumer.as_asgi()), path("ws/bare-room/<str:room>/", BareRoomConsumer.as_asgi())]
+)
 product_websocket = product.application_mapping["websocket"]
 
 

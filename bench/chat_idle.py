@@ -100,8 +100,9 @@ def main() -> None:
 
         results = {}
         for kind in ("bare", "chat"):
-            servers = [start_server(env, Path(workdir) / f"{kind}-{number}.log", args.ws)
-                       for number in range(args.processes)]
+            servers = [
+                start_server(env, Path(workdir) / f"{kind}-{number}.log", args.ws) for number in range(args.processes)
+            ]
             try:
                 # The first 100 (after the warm-up 20) share one room; the others idle in rooms of their own.
                 # Connections go to the processes in turn, so the room spans all of them.
@@ -111,8 +112,10 @@ def main() -> None:
                     urls = [f"ws://{address}/ws/bare-room/{room}/" for address, room in zip(addresses, rooms)]
                     frames = 1
                 else:
-                    urls = [f"ws://{address}/ws/chat/{room}/?ticket={ticket_issue(username=f'user{i % 50}').token}"
-                            for i, (address, room) in enumerate(zip(addresses, rooms))]
+                    urls = [
+                        f"ws://{address}/ws/chat/{room}/?ticket={ticket_issue(username=f'user{i % 50}').token}"
+                        for i, (address, room) in enumerate(zip(addresses, rooms))
+                    ]
                     frames = 2
                 asyncio.run(open_many(urls[:20], frames))  # warm the processes up before measuring
 
@@ -127,11 +130,15 @@ def main() -> None:
                     grown = resident() - before
                     if kind == "bare":
                         latencies = await broadcast_latencies(
-                            room, lambda n: f"m{n}", lambda frame, n: frame == f"m{n}", args.broadcasts)
+                            room, lambda n: f"m{n}", lambda frame, n: frame == f"m{n}", args.broadcasts
+                        )
                     else:
                         latencies = await broadcast_latencies(
-                            room, lambda n: json.dumps({"type": "message", "text": f"m{n}"}),
-                            lambda frame, n: json.loads(frame).get("text") == f"m{n}", args.broadcasts)
+                            room,
+                            lambda n: json.dumps({"type": "message", "text": f"m{n}"}),
+                            lambda frame, n: json.loads(frame).get("text") == f"m{n}",
+                            args.broadcasts,
+                        )
                     closed = await held_idle(sockets, args.hold)
                     await asyncio.gather(*(socket.close() for socket in sockets))
                     return grown, len(sockets), latencies, closed
@@ -144,15 +151,21 @@ def main() -> None:
                 for process, _ in servers:
                     process.wait(timeout=60)
         layer = "redis" if env.get("REDIS_URL") else "in-memory"
-        print(f"{args.connections} idle connections on {args.processes} uvicorn process(es) ({layer} layer, "
-              f"--ws {args.ws}); {args.broadcasts} broadcasts to a 100-member room"
-              + (f"; then held idle {args.hold} s" if args.hold else ""))
+        print(
+            f"{args.connections} idle connections on {args.processes} uvicorn process(es) ({layer} layer, "
+            f"--ws {args.ws}); {args.broadcasts} broadcasts to a 100-member room"
+            + (f"; then held idle {args.hold} s" if args.hold else "")
+        )
         for kind, (per_connection, p50, p99, closed) in results.items():
-            print(f"  {kind:5} {per_connection:6.1f} KB per connection   broadcast p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
-                  + (f"   closed while idle: {closed}" if args.hold else ""))
+            print(
+                f"  {kind:5} {per_connection:6.1f} KB per connection   broadcast p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
+                + (f"   closed while idle: {closed}" if args.hold else "")
+            )
         bare, chat = results["bare"], results["chat"]
-        print(f"  chat / bare: memory {chat[0] / bare[0]:.2f}× (target ≤ 30 KB per connection), "
-              f"broadcast p99 {chat[2] / bare[2]:.2f}× (target ≤ 1.5×)")
+        print(
+            f"  chat / bare: memory {chat[0] / bare[0]:.2f}× (target ≤ 30 KB per connection), "
+            f"broadcast p99 {chat[2] / bare[2]:.2f}× (target ≤ 1.5×)"
+        )
 
 
 if __name__ == "__main__":

@@ -40,12 +40,19 @@ def setup_django(workdir: Path) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'soak.sqlite3'}")
-    os.environ.update({
-        "DEBUG": "false", "SECURE_SSL_REDIRECT": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
-        "API_THROTTLE_RATE": "100000000/min", "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
-    })
+    os.environ.update(
+        {
+            "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
+            "API_THROTTLE_RATE": "100000000/min",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
+        }
+    )
     import django
 
     django.setup()
@@ -64,8 +71,13 @@ def seed(users: int) -> str:
     actor = Actor("bench", may_write_security=True)
     User.objects.bulk_create([User(username=f"user{i}") for i in range(users)])
     layer = layer_create(ref="global", actor=actor)
-    version_publish(layer=layer, base_version=0, secrets=[KEY], actor=actor, set_={
-        KEY: [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100_000, "chat.max_message_length": 500})
+    version_publish(
+        layer=layer,
+        base_version=0,
+        secrets=[KEY],
+        actor=actor,
+        set_={KEY: [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100_000, "chat.max_message_length": 500},
+    )
     return token_create(name="soak", scopes=["chat:ticket"], actor=Actor("bench", may_write_security=True))[1]
 
 
@@ -78,32 +90,63 @@ def rotate() -> None:
 
     layer = Layer.objects.get(level="global")
     keys = version_states(layer, layer.current_version)[KEY].value
-    version_publish(layer=layer, base_version=layer.current_version, set_={KEY: [secrets.token_urlsafe(32), keys[0]]},
-                    secrets=[KEY], actor=Actor("bench:rotation", may_write_security=True), comment="soak rotation")
+    version_publish(
+        layer=layer,
+        base_version=layer.current_version,
+        set_={KEY: [secrets.token_urlsafe(32), keys[0]]},
+        secrets=[KEY],
+        actor=Actor("bench:rotation", may_write_security=True),
+        comment="soak rotation",
+    )
 
 
-def start_server(env: dict[str, str], log: Path, ws: str = "wsproto",
-                 cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(
+    env: dict[str, str], log: Path, ws: str = "wsproto", cpus: set[int] | None = None
+) -> tuple[subprocess.Popen, str]:
     """uvicorn on a free port (on `cpus` only, if given)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
     with open(log, "ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.asgi:application", "--fd", str(sock.fileno()),
-             "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--ws-max-size", "65536",
-             "--timeout-graceful-shutdown", "5", "--ws", ws],
-            cwd=ROOT, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.asgi:application",
+                "--fd",
+                str(sock.fileno()),
+                "--lifespan",
+                "off",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--ws-max-size",
+                "65536",
+                "--timeout-graceful-shutdown",
+                "5",
+                "--ws",
+                ws,
+            ],
+            cwd=ROOT,
+            env=env,
+            pass_fds=[sock.fileno()],
+            stdout=output,
+            stderr=output,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
     address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
     return process, address
 
 
 def fetch_ticket(address: str, token: str, user: str) -> str:
-    request = urllib.request.Request(f"http://{address}/api/v1/chat/ticket", method="POST",
-                                     data=json.dumps({"user": user}).encode(),
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://{address}/api/v1/chat/ticket",
+        method="POST",
+        data=json.dumps({"user": user}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())["ticket"]
 
@@ -186,8 +229,9 @@ async def soak(address: str, token: str, clients: int, seconds: float, rotate_ev
             tried["connections"] += 1
             try:
                 ticket = await asyncio.to_thread(fetch_ticket, address, token, user)
-                async with websockets.connect(f"ws://{address}/ws/chat/room{number % 10}/?ticket={ticket}",
-                                              open_timeout=60, compression=None) as ws:
+                async with websockets.connect(
+                    f"ws://{address}/ws/chat/room{number % 10}/?ticket={ticket}", open_timeout=60, compression=None
+                ) as ws:
                     kinds = [json.loads(await asyncio.wait_for(ws.recv(), 60))["type"] for _ in range(2)]
                     assert kinds == ["history", "config"], kinds
                     tried["succeeded"] += 1
@@ -231,23 +275,33 @@ def main() -> None:
             os.sched_setaffinity(0, {client_cpu})
         process, address = start_server(env, log, cpus={server_cpu} if pinned else None)
         try:
-            print(f"database: {env['DATABASE_URL'].split('://')[0]}, layer: {'redis' if env.get('REDIS_URL') else 'in-memory'}; "
-                  f"uvicorn, 1 worker" + (f" on CPU {server_cpu}, load generator on CPU {client_cpu}" if pinned else ""))
+            print(
+                f"database: {env['DATABASE_URL'].split('://')[0]}, layer: {'redis' if env.get('REDIS_URL') else 'in-memory'}; "
+                f"uvicorn, 1 worker" + (f" on CPU {server_cpu}, load generator on CPU {client_cpu}" if pinned else "")
+            )
             rates = asyncio.run(handshake_rounds(address, args.handshakes, args.rounds, process.pid))
             ratios = sorted(chat / bare for bare, chat, *_ in rates)
             print(f"\nhandshakes ({args.handshakes} a round, 20 at a time, {args.rounds} rounds of each, alternating):")
             for number, (bare, chat, bare_cpu, chat_cpu) in enumerate(rates, 1):
-                print(f"  round {number}: bare accept-only {bare:.0f}/s, authenticated chat {chat:.0f}/s, ratio {chat / bare:.2f}"
-                      f"   server CPU per connection {bare_cpu * 1e6:.0f} → {chat_cpu * 1e6:.0f} µs")
-            print(f"  median ratio {statistics.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f}; target ≥ 0.80)")
+                print(
+                    f"  round {number}: bare accept-only {bare:.0f}/s, authenticated chat {chat:.0f}/s, ratio {chat / bare:.2f}"
+                    f"   server CPU per connection {bare_cpu * 1e6:.0f} → {chat_cpu * 1e6:.0f} µs"
+                )
+            print(
+                f"  median ratio {statistics.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f}; target ≥ 0.80)"
+            )
             cpu = statistics.median(chat_cpu / bare_cpu for *_, bare_cpu, chat_cpu in rates)
             print(f"  server CPU per connection, chat / bare: median {cpu:.2f}")
 
             tried, closes = asyncio.run(soak(address, token, args.clients, args.seconds, args.rotate_every))
             rate = tried["succeeded"] / max(tried["connections"], 1)
             print(f"\nsoak: {args.clients} clients for {args.seconds:.0f} s, {tried['rotations']} key rotations")
-            print(f"  connections tried {tried['connections']}, succeeded {tried['succeeded']} ({rate:.2%}; target ≥ 99.9 %)")
-            print("  closes by code: " + ", ".join(f"{code}: {count}" for code, count in sorted(closes.items(), key=str)))
+            print(
+                f"  connections tried {tried['connections']}, succeeded {tried['succeeded']} ({rate:.2%}; target ≥ 99.9 %)"
+            )
+            print(
+                "  closes by code: " + ", ".join(f"{code}: {count}" for code, count in sorted(closes.items(), key=str))
+            )
             print(f"  1011 closes: {closes.get(1011, 0)} (target 0)")
         finally:
             process.terminate()

@@ -15,8 +15,9 @@ from .tickets import ticket_issue
 
 
 class TicketRequestSerializer(serializers.Serializer):
-    user = serializers.CharField(required=False, max_length=150,
-                                 help_text="service tokens: the user to issue the ticket for")
+    user = serializers.CharField(
+        required=False, max_length=150, help_text="service tokens: the user to issue the ticket for"
+    )
 
 
 class MayRequestTicket(permissions.BasePermission):
@@ -35,14 +36,25 @@ class TicketView(APIView):
     permission_classes = [MayRequestTicket]
 
     @extend_schema(
-        operation_id="chat_ticket", request=TicketRequestSerializer,
+        operation_id="chat_ticket",
+        request=TicketRequestSerializer,
         summary="A single-use chat ticket (JWT, 60 s) for ws/chat/<room>/?ticket=…",
-        responses={200: inline_serializer("ChatTicket", {"ticket": serializers.CharField(),
-                                                         "expires_in": serializers.IntegerField()}),
-                   **{code: OpenApiResponse(ErrorSerializer, description=text) for code, text in {
-                       400: "bad input", 401: "not signed in, or a bad token", 403: "scope, or not yourself",
-                       404: "no such user", 429: "too many requests",
-                       503: "chat.signing_keys is not published in the registry"}.items()}},
+        responses={
+            200: inline_serializer(
+                "ChatTicket", {"ticket": serializers.CharField(), "expires_in": serializers.IntegerField()}
+            ),
+            **{
+                code: OpenApiResponse(ErrorSerializer, description=text)
+                for code, text in {
+                    400: "bad input",
+                    401: "not signed in, or a bad token",
+                    403: "scope, or not yourself",
+                    404: "no such user",
+                    429: "too many requests",
+                    503: "chat.signing_keys is not published in the registry",
+                }.items()
+            },
+        },
     )
     def post(self, request):
         serializer = TicketRequestSerializer(data=request.data)

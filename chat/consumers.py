@@ -107,15 +107,17 @@ async def configs_refresh(consumers: list["ChatConsumer"]) -> None:
         try:
             config = configs[consumer.user.username]
             if config is None:  # deactivated or deleted since the connection opened
-                await consumer.refuse(CLOSE_UNAUTHORIZED, "unauthorized",
-                                      "your account is no longer active: the connection is closed")
+                await consumer.refuse(
+                    CLOSE_UNAUTHORIZED, "unauthorized", "your account is no longer active: the connection is closed"
+                )
                 continue
             await consumer.config_apply(config)
         except OSError:  # the client has just gone; its disconnect follows
             pass
         except Exception:
-            logger.exception("chat could not apply new configuration (user=%s, room=%r)",
-                             consumer.user.username, consumer.room)
+            logger.exception(
+                "chat could not apply new configuration (user=%s, room=%r)", consumer.user.username, consumer.room
+            )
 
 
 async def relay_gap(group: str, consumers: list["ChatConsumer"]) -> None:
@@ -241,8 +243,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         elif len(outbox) >= MAX_BACKLOG:
             if not self.behind:
                 self.behind = True
-                logger.warning("chat client of %s in %r reads too slowly: dropping room messages",
-                               getattr(self.user, "username", None), self.room)
+                logger.warning(
+                    "chat client of %s in %r reads too slowly: dropping room messages",
+                    getattr(self.user, "username", None),
+                    self.room,
+                )
             return
         outbox.append(frame)
         if self.opened and self.writer is None:
@@ -288,8 +293,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             logger.debug("chat client gone before %s could be delivered", message.get("type"))
         except Exception:
             # Only real bugs get here; expected failures are handled where they happen.
-            logger.exception("chat consumer failed on %s (user=%s, room=%r)", message.get("type"),
-                             getattr(self.user, "username", None), getattr(self, "room", None))
+            logger.exception(
+                "chat consumer failed on %s (user=%s, room=%r)",
+                message.get("type"),
+                getattr(self.user, "username", None),
+                getattr(self, "room", None),
+            )
             await self.close(code=CLOSE_INTERNAL)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
@@ -302,7 +311,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             content = json.loads(text_data) if text_data is not None else None
         except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             content = None
-        if not isinstance(content, dict) or content.get("type") != "message" or not isinstance(content.get("text"), str):
+        if (
+            not isinstance(content, dict)
+            or content.get("type") != "message"
+            or not isinstance(content.get("text"), str)
+        ):
             return await self._error("bad_request", 'send {"type": "message", "text": "…"} as JSON text')
         problem = text_problem(content["text"])
         if problem:  # a lone surrogate or NUL: no database stores it, no client could read it back
@@ -319,20 +332,24 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             count, wait = await db_call(window_count)(f"chat:{self.user.pk}", 60)
             if count > per_minute:
-                return await self._error("rate_limited", f"at most {per_minute} messages a minute: "
-                                                         f"retry in {int(wait) + 1} s")
+                return await self._error(
+                    "rate_limited", f"at most {per_minute} messages a minute: retry in {int(wait) + 1} s"
+                )
             message = await db_call(message_post)(room=self.room, user=self.user, text=text)
         except UNAVAILABLE:
             return await self._error("unavailable", "the message could not be stored; retry shortly")
         try:
             group = room_group(self.room)
-            await get_channel_layer().group_send(group, group_message(group, {
-                "type": "chat.message", "room": self.room, **message}))
+            await get_channel_layer().group_send(
+                group, group_message(group, {"type": "chat.message", "room": self.room, **message})
+            )
         except Exception as error:  # the channel layer's backend (Redis) is down; the message is stored
             HISTORIES.forget(self.room)  # it is missing from the history this process remembers
             logger.warning("chat message %s stored but not relayed: %s", message["id"], error)
-            await self._error("unavailable", "your message was saved but could not be delivered live; "
-                                             "others will see it in the history")
+            await self._error(
+                "unavailable",
+                "your message was saved but could not be delivered live; others will see it in the history",
+            )
 
     async def config_apply(self, config: dict) -> None:
         """This user's configuration after a publish: applied live, or the end of the connection."""
@@ -352,4 +369,3 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.user = None  # nothing more is relayed or applied
         await self._error(code, message)
         await self.close(code=close_code)
-

@@ -22,10 +22,12 @@ def chat_config(username: str, max_age: float = 0.0) -> dict:
     """The user's non-secret `chat.*` values, resolved for this deployment's environment. Equal
     configurations are one shared object (read-only): thousands of connections hold one each."""
     position = registry_position(max_age)  # before resolving: the memo may only be older, never newer
-    resolved = config_resolve(environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username,
-                              max_age=max_age)
-    config = {key: value for key, value in resolved.values.items()
-              if key.startswith("chat.") and key not in resolved.secrets}
+    resolved = config_resolve(
+        environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username, max_age=max_age
+    )
+    config = {
+        key: value for key, value in resolved.values.items() if key.startswith("chat.") and key not in resolved.secrets
+    }
     fingerprint = json.dumps(config, sort_keys=True, default=str)
     if len(_configs) >= MAX_MEMO:
         _configs.clear()
@@ -38,10 +40,13 @@ def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
     """chat_config() of each user, now (the registry's position read once for all of them); None
     for a user who is no longer active (or no longer exists)."""
     registry_position()
-    active = set(get_user_model().objects.filter(username__in=usernames, is_active=True)
-                 .values_list("username", flat=True))
-    return {username: chat_config(username, max_age=CONFIG_MAX_AGE_SECONDS) if username in active else None
-            for username in usernames}
+    active = set(
+        get_user_model().objects.filter(username__in=usernames, is_active=True).values_list("username", flat=True)
+    )
+    return {
+        username: chat_config(username, max_age=CONFIG_MAX_AGE_SECONDS) if username in active else None
+        for username in usernames
+    }
 
 
 def chat_config_known(username: str, position: Position) -> dict | None:
@@ -71,9 +76,11 @@ def chat_memory_clear() -> None:
 
 def _history_sql() -> str:
     message, user = Message._meta, get_user_model()._meta
-    return (f"SELECT m.id, u.username, m.text, m.created_at FROM {message.db_table} m "
-            f"JOIN {user.db_table} u ON u.id = m.user_id WHERE m.room = %s "
-            f"ORDER BY m.created_at DESC, m.id DESC LIMIT {HISTORY_SIZE}")
+    return (
+        f"SELECT m.id, u.username, m.text, m.created_at FROM {message.db_table} m "
+        f"JOIN {user.db_table} u ON u.id = m.user_id WHERE m.room = %s "
+        f"ORDER BY m.created_at DESC, m.id DESC LIMIT {HISTORY_SIZE}"
+    )
 
 
 def _aware(value) -> datetime:
@@ -89,5 +96,7 @@ def room_history(room: str) -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute(_history_sql(), [room])
         rows = cursor.fetchall()
-    return [{"id": pk, "user": username, "text": text, "at": _aware(at).isoformat()}
-            for pk, username, text, at in reversed(rows)]
+    return [
+        {"id": pk, "user": username, "text": text, "at": _aware(at).isoformat()}
+        for pk, username, text, at in reversed(rows)
+    ]

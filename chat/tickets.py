@@ -66,8 +66,12 @@ def signing_keys(max_age: float = 0.0) -> list[str]:
     """The current keys from the registry. Raises SecurityConfigMissing, RegistryUnavailable."""
     keys = security_secret(SIGNING_KEYS, service="chat", max_age=max_age)
     if not _usable_keys(keys):
-        raise SecurityConfigMissing(key=SIGNING_KEYS, environment="(this deployment)", service="chat",
-                                    reason="must be a non-empty list of keys of at least 32 characters")
+        raise SecurityConfigMissing(
+            key=SIGNING_KEYS,
+            environment="(this deployment)",
+            service="chat",
+            reason="must be a non-empty list of keys of at least 32 characters",
+        )
     return keys
 
 
@@ -79,8 +83,14 @@ def ticket_issue(*, username: str) -> Ticket:
     """A ticket for `username`, signed with the first signing key."""
     key = signing_keys()[0]
     now = timezone.now()
-    claims = {"sub": username, "aud": AUDIENCE, "iat": now, "nbf": now,
-              "exp": now + timedelta(seconds=LIFETIME_SECONDS), "jti": uuid.uuid4().hex}
+    claims = {
+        "sub": username,
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(seconds=LIFETIME_SECONDS),
+        "jti": uuid.uuid4().hex,
+    }
     token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
     return Ticket(token, LIFETIME_SECONDS)
 
@@ -140,16 +150,22 @@ def ticket_claims(token: str, keys: list[str]) -> dict:
     if key is None:
         raise UnknownKey("the ticket was signed with a key that is not (or no longer) a chat signing key")
     try:
-        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE,
-                            options={"require": ["exp", "sub", "aud", "jti"]})
+        claims = jwt.decode(
+            token, key, algorithms=[ALGORITHM], audience=AUDIENCE, options={"require": ["exp", "sub", "aud", "jti"]}
+        )
     except jwt.ExpiredSignatureError:
         raise TicketInvalid("the ticket has expired: fetch a new one") from None
     except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as error:
         raise TicketInvalid(f"the ticket is invalid ({type(error).__name__})") from None
     # Signed by us, but shaped by hand? Claims of the wrong type are refused, not a server error.
-    if not (isinstance(claims["exp"], (int, float)) and not isinstance(claims["exp"], bool)
-            and isinstance(claims["sub"], str) and isinstance(claims["jti"], str)
-            and 0 < len(claims["jti"]) <= 64 and TICKET_USER.match(claims["sub"])):
+    if not (
+        isinstance(claims["exp"], (int, float))
+        and not isinstance(claims["exp"], bool)
+        and isinstance(claims["sub"], str)
+        and isinstance(claims["jti"], str)
+        and 0 < len(claims["jti"]) <= 64
+        and TICKET_USER.match(claims["sub"])
+    ):
         raise TicketInvalid("the ticket is invalid (claims of the wrong type)")
     return claims
 
@@ -171,7 +187,9 @@ async def ticket_consume_async(claims: dict) -> None:
     """ticket_consume() on an event loop: Redis without a thread; the local-memory cache directly."""
     key, timeout = _consumed_key(claims)
     shared = _loop_cache()
-    added = await shared.add_async(key, 1, timeout) if hasattr(shared, "add_async") else shared.add(key, 1, timeout=timeout)
+    added = (
+        await shared.add_async(key, 1, timeout) if hasattr(shared, "add_async") else shared.add(key, 1, timeout=timeout)
+    )
     if not added:
         raise TicketInvalid("the ticket was already used: fetch a new one")
 

@@ -36,8 +36,11 @@ SCOPE_PERMISSIONS = {
 
 
 def admin_actor(request) -> Actor:
-    return Actor(f"admin:{request.user.get_username()}", request.META.get("REMOTE_ADDR", ""),
-                 may_write_security=request.user.has_perm(SECURITY_PERMISSION))
+    return Actor(
+        f"admin:{request.user.get_username()}",
+        request.META.get("REMOTE_ADDR", ""),
+        may_write_security=request.user.has_perm(SECURITY_PERMISSION),
+    )
 
 
 def grantable_scopes(user) -> list[str]:
@@ -80,8 +83,12 @@ class LayerAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            created = services.layer_create(ref=form.cleaned_data["ref"], description=obj.description,
-                                            priority=obj.priority, actor=admin_actor(request))
+            created = services.layer_create(
+                ref=form.cleaned_data["ref"],
+                description=obj.description,
+                priority=obj.priority,
+                actor=admin_actor(request),
+            )
             obj.pk, obj.level, obj.name = created.pk, created.level, created.name
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -106,17 +113,25 @@ class LayerAdmin(admin.ModelAdmin):
             path("preview/", view(self.preview_view), name="config_registry_layer_preview"),
             path("<int:object_id>/history/", view(self.versions_view), name="config_registry_layer_versions"),
             path("<int:object_id>/diff/", view(self.diff_view), name="config_registry_layer_diff"),
-            path("<int:object_id>/rollback/<int:number>/", view(self.rollback_view),
-                 name="config_registry_layer_rollback"),
+            path(
+                "<int:object_id>/rollback/<int:number>/",
+                view(self.rollback_view),
+                name="config_registry_layer_rollback",
+            ),
             path("<int:object_id>/reveal/", view(self.reveal_view), name="config_registry_layer_reveal"),
             *super().get_urls(),
         ]
 
     def _context(self, request, layer, **extra):
-        return {**self.admin_site.each_context(request), "opts": self.model._meta, "layer": layer,
-                "title": layer.ref if layer else "Preview as a user",
-                "can_change": self.has_change_permission(request, layer),
-                "can_reveal": request.user.has_perm(REVEAL_PERMISSION), **extra}
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "layer": layer,
+            "title": layer.ref if layer else "Preview as a user",
+            "can_change": self.has_change_permission(request, layer),
+            "can_reveal": request.user.has_perm(REVEAL_PERMISSION),
+            **extra,
+        }
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         layer = get_object_or_404(Layer, pk=object_id)
@@ -149,14 +164,25 @@ class LayerAdmin(admin.ModelAdmin):
             context.update(pending=diff_as_dict(change.diff(entries, secrets)), reach=reach, reach_who=who)
             return self._editor(request, layer, formset, context)
         try:
-            version = services.version_publish(layer=layer, base_version=base, set_=change.set_, unset=change.unset,
-                                               secrets=change.secrets, comment=context["comment"],
-                                               actor=admin_actor(request))
+            version = services.version_publish(
+                layer=layer,
+                base_version=base,
+                set_=change.set_,
+                unset=change.unset,
+                secrets=change.secrets,
+                comment=context["comment"],
+                actor=admin_actor(request),
+            )
         except VersionConflict as error:
             # Keep what the admin typed; show what the other publish changed; base the next save on it.
             layer.refresh_from_db()
-            context.update(conflict=error, base_version=layer.current_version, theirs=diff_as_dict(
-                selectors.version_diff(layer=layer, from_number=base, to_number=layer.current_version)))
+            context.update(
+                conflict=error,
+                base_version=layer.current_version,
+                theirs=diff_as_dict(
+                    selectors.version_diff(layer=layer, from_number=base, to_number=layer.current_version)
+                ),
+            )
             return self._editor(request, layer, formset, context)
         except InvalidInput as error:
             context["row_errors"] = error.errors
@@ -174,22 +200,30 @@ class LayerAdmin(admin.ModelAdmin):
         except ValueError:
             self.message_user(request, "The priority must be a whole number.", messages.ERROR)
         else:
-            services.layer_update(layer=layer, description=request.POST.get("description", ""), priority=priority,
-                                  actor=admin_actor(request))
+            services.layer_update(
+                layer=layer,
+                description=request.POST.get("description", ""),
+                priority=priority,
+                actor=admin_actor(request),
+            )
             self.message_user(request, f"Saved the details of {layer.ref}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
 
     def _editor(self, request, layer, formset, context):
-        return TemplateResponse(request, "admin/config_registry/layer_editor.html",
-                                self._context(request, layer, formset=formset, **context))
+        return TemplateResponse(
+            request,
+            "admin/config_registry/layer_editor.html",
+            self._context(request, layer, formset=formset, **context),
+        )
 
     # History, diff, rollback --------------------------------------------------------------------
 
     def versions_view(self, request, object_id):
         layer = self._viewable(request, object_id)
         versions = layer.versions.order_by("-number")
-        return TemplateResponse(request, "admin/config_registry/layer_versions.html",
-                                self._context(request, layer, versions=versions))
+        return TemplateResponse(
+            request, "admin/config_registry/layer_versions.html", self._context(request, layer, versions=versions)
+        )
 
     def diff_view(self, request, object_id):
         layer = self._viewable(request, object_id)
@@ -200,8 +234,11 @@ class LayerAdmin(admin.ModelAdmin):
         except (ValueError, NotFound) as error:
             self.message_user(request, f"Cannot show that diff: {error}", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
-        return TemplateResponse(request, "admin/config_registry/layer_diff.html", self._context(
-            request, layer, diff=diff, start=start, to=to, numbers=range(0, layer.current_version + 1)))
+        return TemplateResponse(
+            request,
+            "admin/config_registry/layer_diff.html",
+            self._context(request, layer, diff=diff, start=start, to=to, numbers=range(0, layer.current_version + 1)),
+        )
 
     def rollback_view(self, request, object_id, number):
         layer = self._viewable(request, object_id)
@@ -214,18 +251,29 @@ class LayerAdmin(admin.ModelAdmin):
             try:
                 if problem:
                     raise InvalidInput(problem)
-                version = services.version_rollback(layer=layer, to_version=number, base_version=base,
-                                                    actor=admin_actor(request), comment=request.POST.get("comment", ""))
+                version = services.version_rollback(
+                    layer=layer,
+                    to_version=number,
+                    base_version=base,
+                    actor=admin_actor(request),
+                    comment=request.POST.get("comment", ""),
+                )
             except (VersionConflict, InvalidInput, NotFound, PermissionRefused) as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, f"Rolled {layer.ref} back to version {number}: published version "
-                                           f"{version.number}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Rolled {layer.ref} back to version {number}: published version {version.number}.",
+                    messages.SUCCESS,
+                )
                 return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
         layer.refresh_from_db()
         diff = diff_as_dict(selectors.version_diff(layer=layer, from_number=layer.current_version, to_number=number))
-        return TemplateResponse(request, "admin/config_registry/layer_rollback.html",
-                                self._context(request, layer, number=number, diff=diff))
+        return TemplateResponse(
+            request,
+            "admin/config_registry/layer_rollback.html",
+            self._context(request, layer, number=number, diff=diff),
+        )
 
     # Reveal one secret ---------------------------------------------------------------------------
 
@@ -239,8 +287,9 @@ class LayerAdmin(admin.ModelAdmin):
         except (NotFound, SecretUndecryptable) as error:
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:config_registry_layer_change", args=[layer.pk]))
-        response = TemplateResponse(request, "admin/config_registry/layer_reveal.html",
-                                    self._context(request, layer, key=key, value=value))
+        response = TemplateResponse(
+            request, "admin/config_registry/layer_reveal.html", self._context(request, layer, key=key, value=value)
+        )
         response["Cache-Control"] = "no-store"
         return response
 
@@ -256,8 +305,11 @@ class LayerAdmin(admin.ModelAdmin):
                 resolved = selectors.config_resolve(**{k: v or None for k, v in form.cleaned_data.items()})
             except (InvalidInput, NotFound) as error:
                 problem = str(error)
-        return TemplateResponse(request, "admin/config_registry/preview.html",
-                                self._context(request, None, form=form, resolved=resolved, problem=problem))
+        return TemplateResponse(
+            request,
+            "admin/config_registry/preview.html",
+            self._context(request, None, form=form, resolved=resolved, problem=problem),
+        )
 
     def _viewable(self, request, object_id) -> Layer:
         layer = get_object_or_404(Layer, pk=object_id)
@@ -273,8 +325,10 @@ def _base_version(data, layer: Layer, *, required: bool = False) -> tuple[int, s
         return layer.current_version, None
     if text is not None and text.strip().isdigit() and int(text) <= layer.current_version:
         return int(text), None
-    return layer.current_version, (f"The form's base version ({text!r}) is not a version of {layer.ref}: "
-                                   "reload the page and apply your change again (base_version).")
+    return layer.current_version, (
+        f"The form's base version ({text!r}) is not a version of {layer.ref}: "
+        "reload the page and apply your change again (base_version)."
+    )
 
 
 class PreviewForm(forms.Form):
@@ -295,10 +349,16 @@ class LayerVersionAdmin(ReadOnlyAdmin):
 
 
 class KeyDefinitionForm(forms.ModelForm):
-    schema = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 70}),
-                             help_text='a JSON Schema, e.g. {"type": "integer", "minimum": 1}')
-    default = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
-                              help_text="JSON; used when no layer defines the key (not for secrets)")
+    schema = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 70}),
+        help_text='a JSON Schema, e.g. {"type": "integer", "minimum": 1}',
+    )
+    default = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="JSON; used when no layer defines the key (not for secrets)",
+    )
 
     class Meta:
         model = KeyDefinition
@@ -306,8 +366,12 @@ class KeyDefinitionForm(forms.ModelForm):
 
     def service_arguments(self) -> dict:
         data = self.cleaned_data
-        arguments = {"key": data.get("key") or self.instance.key, "description": data.get("description", ""),
-                     "schema": data.get("schema"), "secret": data.get("secret", False)}
+        arguments = {
+            "key": data.get("key") or self.instance.key,
+            "description": data.get("description", ""),
+            "schema": data.get("schema"),
+            "secret": data.get("secret", False),
+        }
         if data.get("has_default"):
             arguments["default"] = data.get("default")
         return arguments
@@ -318,14 +382,24 @@ class KeyDefinitionForm(forms.ModelForm):
         cleaned = super().clean()
         key = cleaned.get("key") or self.instance.key
         if key in SECURITY_KEYS and not self.may_write_security:
-            self.add_error(None, f"{key} is the registry's own security configuration: its definition needs the "
-                                 "permission 'Can change the registry's security configuration'")
+            self.add_error(
+                None,
+                f"{key} is the registry's own security configuration: its definition needs the "
+                "permission 'Can change the registry's security configuration'",
+            )
         # A schema tests values: on a secret key, whether a rollback passes would tell its value bit by bit.
         schema_changed = cleaned.get("schema") != (self.instance.schema if self.instance.pk else None)
-        if schema_changed and cleaned.get("schema") is not None and not self.may_reveal and (
-                cleaned.get("secret") or Entry.objects.filter(key=key, secret=True).exists()):
-            self.add_error("schema", "this key holds secret values: changing its schema needs the permission "
-                                     "'Can reveal secret values' (a schema can be used to test a secret)")
+        if (
+            schema_changed
+            and cleaned.get("schema") is not None
+            and not self.may_reveal
+            and (cleaned.get("secret") or Entry.objects.filter(key=key, secret=True).exists())
+        ):
+            self.add_error(
+                "schema",
+                "this key holds secret values: changing its schema needs the permission "
+                "'Can reveal secret values' (a schema can be used to test a secret)",
+            )
         if not self.errors:
             arguments = self.service_arguments()
             arguments.pop("description")
@@ -376,12 +450,21 @@ class TokenCreateForm(forms.Form):
 
 @admin.register(ServiceToken)
 class ServiceTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "scopes", "environments", "services", "expires_at", "revoked_at",
-                    "last_used_at"]
+    list_display = ["name", "prefix", "scopes", "environments", "services", "expires_at", "revoked_at", "last_used_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix"]
-    readonly_fields = ["name", "prefix", "scopes", "environments", "services", "created_at", "created_by",
-                       "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = [
+        "name",
+        "prefix",
+        "scopes",
+        "environments",
+        "services",
+        "created_at",
+        "created_by",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     exclude = ["token_hash"]
     actions = ["revoke"]
 
@@ -397,23 +480,43 @@ class ServiceTokenAdmin(admin.ModelAdmin):
             names = lambda text: [n.strip() for n in text.split(",") if n.strip()]  # noqa: E731
             try:
                 token, raw = services.token_create(
-                    name=data["name"], scopes=data["scopes"], environments=names(data["environments"]),
-                    services=names(data["services"]), expires_at=data["expires_at"], actor=admin_actor(request),
-                    grantable=grantable_scopes(request.user))
+                    name=data["name"],
+                    scopes=data["scopes"],
+                    environments=names(data["environments"]),
+                    services=names(data["services"]),
+                    expires_at=data["expires_at"],
+                    actor=admin_actor(request),
+                    grantable=grantable_scopes(request.user),
+                )
             except InvalidInput as error:
                 for field, problem in error.errors.items():
                     form.add_error(field if field in form.fields else None, problem)
             except PermissionRefused as error:
                 form.add_error("scopes", str(error))
             else:
-                response = TemplateResponse(request, "admin/config_registry/token_created.html", {
-                    **self.admin_site.each_context(request), "opts": self.model._meta, "token": token, "raw": raw,
-                    "title": f"Token {token.name} created"})
+                response = TemplateResponse(
+                    request,
+                    "admin/config_registry/token_created.html",
+                    {
+                        **self.admin_site.each_context(request),
+                        "opts": self.model._meta,
+                        "token": token,
+                        "raw": raw,
+                        "title": f"Token {token.name} created",
+                    },
+                )
                 response["Cache-Control"] = "no-store"
                 return response
-        return TemplateResponse(request, "admin/config_registry/token_add.html", {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-            "title": "Create a service token"})
+        return TemplateResponse(
+            request,
+            "admin/config_registry/token_add.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "form": form,
+                "title": "Create a service token",
+            },
+        )
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):

@@ -16,10 +16,12 @@ NEW_SECRET = "\x00a new secret value"  # differs from the mask, so a typed secre
 
 
 class EntryRowForm(forms.Form):
-    key = forms.CharField(required=False, max_length=200,
-                          widget=forms.TextInput(attrs={"size": 32, "spellcheck": "false"}))
-    value = forms.CharField(required=False, strip=False,
-                            widget=forms.Textarea(attrs={"rows": 1, "cols": 48, "spellcheck": "false"}))
+    key = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"size": 32, "spellcheck": "false"})
+    )
+    value = forms.CharField(
+        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 1, "cols": 48, "spellcheck": "false"})
+    )
     secret = forms.BooleanField(required=False)
     delete = forms.BooleanField(required=False)
     # "1" or "": hidden flags that read the same before and after a round trip through the form
@@ -36,8 +38,15 @@ def editor_initial(entries: dict[str, Any], secrets: list[str]) -> list[dict]:
     rows = []
     for key in sorted(entries):
         secret = key in secrets
-        rows.append({"key": key, "existing": "1", "secret": secret, "was_secret": "1" if secret else "",
-                     "value": "" if secret else json.dumps(entries[key], ensure_ascii=False)})
+        rows.append(
+            {
+                "key": key,
+                "existing": "1",
+                "secret": secret,
+                "was_secret": "1" if secret else "",
+                "value": "" if secret else json.dumps(entries[key], ensure_ascii=False),
+            }
+        )
     return rows + [{"key": "", "value": ""} for _ in range(NEW_ROWS)]
 
 

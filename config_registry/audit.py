@@ -46,7 +46,9 @@ def locked_state() -> RegistryState:
     state, _ = RegistryState.objects.select_for_update().get_or_create(pk=1)
     # Whatever moved, every process learns at once: one announcement per transaction, however many
     # times it takes the lock (a publish does twice: its version, its audit event).
-    if not any(callback is _committed_position_publish for _, callback, _ in transaction.get_connection().run_on_commit):
+    if not any(
+        callback is _committed_position_publish for _, callback, _ in transaction.get_connection().run_on_commit
+    ):
         transaction.on_commit(_committed_position_publish)
     return state
 
@@ -57,13 +59,15 @@ def _committed_position_publish() -> None:
     committed_position_publish()
 
 
-def _event_hash(*, seq: int, at: datetime, actor: str, action: str, target: str, source: str,
-                changes: Any, prev_hash: str) -> str:
+def _event_hash(
+    *, seq: int, at: datetime, actor: str, action: str, target: str, source: str, changes: Any, prev_hash: str
+) -> str:
     """HMAC-SHA256 of the event and its predecessor's hash, keyed with AUDIT_CHAIN_KEY (a bootstrap
     setting, never in the database): whoever can write the database cannot recompute the chain."""
     payload = json.dumps(
         [seq, at.astimezone(UTC).isoformat(), actor, action, target, source, changes, prev_hash],
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hmac.new(settings.AUDIT_CHAIN_KEY.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
@@ -80,10 +84,8 @@ def audit_record(*, actor: Actor, action: str, target: str, changes: dict | None
     state = locked_state()
     changes = changes or {}
     seq, at, prev_hash = state.audit_seq + 1, timezone.now(), state.audit_head or GENESIS
-    fields = dict(seq=seq, at=at, actor=actor.name, action=action, target=target,
-                  source=actor.source, changes=changes)
-    event = AuditEvent.objects.create(**fields, prev_hash=prev_hash,
-                                      hash=_event_hash(**fields, prev_hash=prev_hash))
+    fields = dict(seq=seq, at=at, actor=actor.name, action=action, target=target, source=actor.source, changes=changes)
+    event = AuditEvent.objects.create(**fields, prev_hash=prev_hash, hash=_event_hash(**fields, prev_hash=prev_hash))
     state.audit_seq, state.audit_head = seq, event.hash
     state.save(update_fields=["audit_seq", "audit_head"])
     transaction.on_commit(lambda: _head_logged(seq, event.hash))
@@ -115,31 +117,44 @@ def audit_verify(expect_head: tuple[int, str] | None = None) -> tuple[int, Broke
     events = AuditEvent.objects.order_by("seq").iterator(chunk_size=2000)
     for event in events:
         if expect_head and event.seq == expect_head[0] and event.hash != expect_head[1]:
-            return verified, BrokenLink(event.seq, "differs from the head recorded outside the database: "
-                                                   "the chain was rewritten from here on")
+            return verified, BrokenLink(
+                event.seq, "differs from the head recorded outside the database: the chain was rewritten from here on"
+            )
         if event.seq != expected_seq:
-            return verified, BrokenLink(expected_seq, f"missing (the next stored event is #{event.seq}): "
-                                                      "events were deleted")
+            return verified, BrokenLink(
+                expected_seq, f"missing (the next stored event is #{event.seq}): events were deleted"
+            )
         if event.prev_hash != prev_hash:
-            return verified, BrokenLink(event.seq, "does not link to the previous event: "
-                                                   "an earlier event was replaced")
-        recomputed = _event_hash(seq=event.seq, at=event.at, actor=event.actor, action=event.action,
-                                 target=event.target, source=event.source, changes=event.changes,
-                                 prev_hash=event.prev_hash)
+            return verified, BrokenLink(event.seq, "does not link to the previous event: an earlier event was replaced")
+        recomputed = _event_hash(
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            source=event.source,
+            changes=event.changes,
+            prev_hash=event.prev_hash,
+        )
         if recomputed != event.hash:
-            return verified, BrokenLink(event.seq, f"its content does not match its hash: the event "
-                                                   f"({event.action} on {event.target}) was altered")
+            return verified, BrokenLink(
+                event.seq,
+                f"its content does not match its hash: the event ({event.action} on {event.target}) was altered",
+            )
         expected_seq, prev_hash, verified = event.seq + 1, event.hash, verified + 1
     head = RegistryState.objects.filter(pk=1).values_list("audit_seq", "audit_head").first() or (0, "")
     if head[0] > verified:
-        return verified, BrokenLink(verified + 1, f"missing: the chain head says {head[0]} events exist, "
-                                                  f"only {verified} are stored")
+        return verified, BrokenLink(
+            verified + 1, f"missing: the chain head says {head[0]} events exist, only {verified} are stored"
+        )
     if verified and head[1] != prev_hash:
-        return verified, BrokenLink(verified, "is not the head the registry recorded: events were cut "
-                                              "from the tail")
+        return verified, BrokenLink(verified, "is not the head the registry recorded: events were cut from the tail")
     if expect_head and expect_head[0] > verified:
-        return verified, BrokenLink(verified + 1, f"missing: the tail was cut (the head recorded outside the "
-                                                  f"database is #{expect_head[0]}, only {verified} are stored)")
+        return verified, BrokenLink(
+            verified + 1,
+            f"missing: the tail was cut (the head recorded outside the "
+            f"database is #{expect_head[0]}, only {verified} are stored)",
+        )
     return verified, None
 
 

@@ -31,8 +31,14 @@ def registry_export(*, decrypt_secrets: bool = False, actor: Actor) -> dict[str,
     with consistent_read():
         revision = registry_revision()
         definitions = [
-            {"key": d.key, "description": d.description, "schema": d.schema, "secret": d.secret,
-             "has_default": d.has_default, "default": d.default}
+            {
+                "key": d.key,
+                "description": d.description,
+                "schema": d.schema,
+                "secret": d.secret,
+                "has_default": d.has_default,
+                "default": d.default,
+            }
             for d in KeyDefinition.objects.order_by("key")
         ]
         entries: dict[int, list[Entry]] = {}
@@ -47,24 +53,43 @@ def registry_export(*, decrypt_secrets: bool = False, actor: Actor) -> dict[str,
                     if not entry.secret:
                         plain[entry.key] = entry.value
                     elif decrypt_secrets:
-                        secret[entry.key] = crypto.decrypt(entry.ciphertext, version=version.number,
-                                                           place=crypto.Place(layer.ref, entry.key))
+                        secret[entry.key] = crypto.decrypt(
+                            entry.ciphertext, version=version.number, place=crypto.Place(layer.ref, entry.key)
+                        )
                     else:
                         secret[entry.key] = entry.ciphertext
-                versions.append({
-                    "number": version.number, "author": version.author,
-                    "created_at": version.created_at.isoformat(), "comment": version.comment,
-                    "rolled_back_from": version.rolled_back_from, "entries": plain, "secrets": secret,
-                })
-            layers.append({"ref": layer.ref, "description": layer.description,
-                           "priority": layer.priority, "versions": versions})
-    audit_record(actor=actor, action="config.export", target="registry",
-                 changes={"secrets": "plaintext" if decrypt_secrets else "ciphertext",
-                          "layers": len(layers), "revision": revision})
+                versions.append(
+                    {
+                        "number": version.number,
+                        "author": version.author,
+                        "created_at": version.created_at.isoformat(),
+                        "comment": version.comment,
+                        "rolled_back_from": version.rolled_back_from,
+                        "entries": plain,
+                        "secrets": secret,
+                    }
+                )
+            layers.append(
+                {"ref": layer.ref, "description": layer.description, "priority": layer.priority, "versions": versions}
+            )
+    audit_record(
+        actor=actor,
+        action="config.export",
+        target="registry",
+        changes={
+            "secrets": "plaintext" if decrypt_secrets else "ciphertext",
+            "layers": len(layers),
+            "revision": revision,
+        },
+    )
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "exported_at": timezone.now().isoformat(),
-        "revision": revision, "secrets": "plaintext" if decrypt_secrets else "ciphertext",
-        "key_definitions": definitions, "layers": layers,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "exported_at": timezone.now().isoformat(),
+        "revision": revision,
+        "secrets": "plaintext" if decrypt_secrets else "ciphertext",
+        "key_definitions": definitions,
+        "layers": layers,
     }
 
 
@@ -74,15 +99,16 @@ def _require(condition: bool, where: str, problem: str, errors: dict[str, str]) 
     return condition
 
 
-def _validated(data: Any, allow_missing_users: bool,
-               missing_users: list[str]) -> tuple[bool, list[dict], list[dict]]:
+def _validated(data: Any, allow_missing_users: bool, missing_users: list[str]) -> tuple[bool, list[dict], list[dict]]:
     """Check the whole document first; raise InvalidInput listing every problem found."""
     errors: dict[str, str] = {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InvalidInput(f"not a Config Registry export (expected \"format\": \"{FORMAT}\")")
+        raise InvalidInput(f'not a Config Registry export (expected "format": "{FORMAT}")')
     if data.get("format_version") != FORMAT_VERSION:
-        raise InvalidInput(f"unsupported export format_version {data.get('format_version')!r}; "
-                           f"this registry reads version {FORMAT_VERSION}")
+        raise InvalidInput(
+            f"unsupported export format_version {data.get('format_version')!r}; "
+            f"this registry reads version {FORMAT_VERSION}"
+        )
     plaintext = data.get("secrets") == "plaintext"
     definitions, layers = data.get("key_definitions", []), data.get("layers", [])
     _require(isinstance(definitions, list), "key_definitions", "must be a list", errors)
@@ -92,10 +118,11 @@ def _validated(data: Any, allow_missing_users: bool,
     for definition in definitions:
         key = definition.get("key") if isinstance(definition, dict) else None
         problem = key_problem(key)
-        if _require(problem is None, f"key_definitions[{key!r}]", problem or "", errors):
-            if definition.get("schema") is not None:
-                schema_error = schema_problem(definition["schema"])
-                _require(schema_error is None, f"key_definitions[{key!r}]", schema_error or "", errors)
+        if _require(problem is None, f"key_definitions[{key!r}]", problem or "", errors) and (
+            definition.get("schema") is not None
+        ):
+            schema_error = schema_problem(definition["schema"])
+            _require(schema_error is None, f"key_definitions[{key!r}]", schema_error or "", errors)
     existing = {layer.ref for layer in Layer.objects.all()}
     for layer in layers:
         ref = layer.get("ref") if isinstance(layer, dict) else None
@@ -108,15 +135,21 @@ def _validated(data: Any, allow_missing_users: bool,
             if allow_missing_users:
                 missing_users.append(name)
             else:  # a layer waiting for whoever takes that name next would hand them its values
-                errors[f"layers[{ref!r}]"] = (f"there is no user named {name!r} here: create the user first "
-                                              "(or import with --allow-missing-users)")
+                errors[f"layers[{ref!r}]"] = (
+                    f"there is no user named {name!r} here: create the user first "
+                    "(or import with --allow-missing-users)"
+                )
         if level == Level.GROUP and not Group.objects.filter(name=name).exists():
             errors[f"layers[{ref!r}]"] = f"there is no group named {name!r} here: create the group first"
         _require(ref not in existing, ref, "already exists here: import into an empty registry", errors)
         versions = layer.get("versions", [])
         numbers = [v.get("number") for v in versions if isinstance(v, dict)]
-        _require(numbers == list(range(1, len(versions) + 1)), ref,
-                 "versions must be numbered 1, 2, 3, … without gaps", errors)
+        _require(
+            numbers == list(range(1, len(versions) + 1)),
+            ref,
+            "versions must be numbered 1, 2, 3, … without gaps",
+            errors,
+        )
         for version in versions:
             if not isinstance(version, dict):
                 continue
@@ -136,11 +169,13 @@ def _validated(data: Any, allow_missing_users: bool,
             if not plaintext:
                 for key, ciphertext in version.get("secrets", {}).items():
                     try:
-                        crypto.decrypt(ciphertext, place=crypto.Place(ref, key), version=version.get("number"),
-                                       allow_unbound=True)  # exports of earlier releases: re-sealed below
+                        crypto.decrypt(
+                            ciphertext, place=crypto.Place(ref, key), version=version.get("number"), allow_unbound=True
+                        )  # exports of earlier releases: re-sealed below
                     except SecretUndecryptable as error:
-                        errors[f"{where} key {key!r}"] = (f"{error.reason}: import with the same "
-                                                          "CONFIG_REGISTRY_KEYS as the source")
+                        errors[f"{where} key {key!r}"] = (
+                            f"{error.reason}: import with the same CONFIG_REGISTRY_KEYS as the source"
+                        )
     if errors:
         raise InvalidInput("the export cannot be imported, nothing was written", errors)
     return plaintext, definitions, layers
@@ -153,26 +188,38 @@ def registry_import(*, data: Any, actor: Actor, allow_missing_users: bool = Fals
     missing_users: list[str] = []
     plaintext, definitions, layers = _validated(data, allow_missing_users, missing_users)
     for definition in definitions:
-        KeyDefinition.objects.update_or_create(key=definition["key"], defaults={
-            "description": definition.get("description", ""), "schema": definition.get("schema"),
-            "secret": bool(definition.get("secret")), "has_default": bool(definition.get("has_default")),
-            "default": definition.get("default"), "updated_by": actor.name,
-        })
+        KeyDefinition.objects.update_or_create(
+            key=definition["key"],
+            defaults={
+                "description": definition.get("description", ""),
+                "schema": definition.get("schema"),
+                "secret": bool(definition.get("secret")),
+                "has_default": bool(definition.get("has_default")),
+                "default": definition.get("default"),
+                "updated_by": actor.name,
+            },
+        )
     revision = revision_bump()
     version_count = 0
     for item in layers:
         level, name = parse_layer_ref(item["ref"])
-        layer = Layer.objects.create(level=level, name=name, description=item.get("description", ""),
-                                     priority=item.get("priority", 0))
+        layer = Layer.objects.create(
+            level=level, name=name, description=item.get("description", ""), priority=item.get("priority", 0)
+        )
         for number_data in item.get("versions", []):
             created_at = parse_datetime(number_data.get("created_at") or "") or timezone.now()
             version = LayerVersion.objects.create(
-                layer=layer, number=number_data["number"], revision=revision,
-                author=number_data.get("author", actor.name), created_at=created_at,
-                comment=number_data.get("comment", ""), rolled_back_from=number_data.get("rolled_back_from"),
+                layer=layer,
+                number=number_data["number"],
+                revision=revision,
+                author=number_data.get("author", actor.name),
+                created_at=created_at,
+                comment=number_data.get("comment", ""),
+                rolled_back_from=number_data.get("rolled_back_from"),
             )
-            rows = [Entry(version=version, key=key, value=value)
-                    for key, value in number_data.get("entries", {}).items()]
+            rows = [
+                Entry(version=version, key=key, value=value) for key, value in number_data.get("entries", {}).items()
+            ]
             for key, secret in number_data.get("secrets", {}).items():
                 place = crypto.Place(layer.ref, key)
                 if plaintext:
@@ -185,7 +232,10 @@ def registry_import(*, data: Any, actor: Actor, allow_missing_users: bool = Fals
             version_count += 1
         layer.save(update_fields=["current_version", "updated_at", "updated_by"])
     counts = {"layers": len(layers), "versions": version_count, "key_definitions": len(definitions)}
-    audit_record(actor=actor, action="config.import", target="registry",
-                 changes={**counts, "secrets": "plaintext" if plaintext else "ciphertext",
-                          "missing_users": missing_users})
+    audit_record(
+        actor=actor,
+        action="config.import",
+        target="registry",
+        changes={**counts, "secrets": "plaintext" if plaintext else "ciphertext", "missing_users": missing_users},
+    )
     return {**counts, "missing_users": missing_users}

@@ -41,12 +41,19 @@ ENTRY_POINTS = {Path("manage.py"), Path("project") / "asgi.py", Path("project") 
 
 def _settings_module_default(node: ast.AST) -> ast.AST | None:
     """The `os.environ` of `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "<literal>")`, else None."""
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setdefault"
-            and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "environ"
-            and isinstance(node.func.value.value, ast.Name) and node.func.value.value.id == "os"
-            and len(node.args) == 2 and not node.keywords
-            and all(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args)
-            and node.args[0].value == "DJANGO_SETTINGS_MODULE"):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "setdefault"
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "environ"
+        and isinstance(node.func.value.value, ast.Name)
+        and node.func.value.value.id == "os"
+        and len(node.args) == 2
+        and not node.keywords
+        and all(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args)
+        and node.args[0].value == "DJANGO_SETTINGS_MODULE"
+    ):
         return node.func.value
     return None
 
@@ -70,9 +77,13 @@ def _reads_in(tree: ast.AST, *, entry_point: bool = False) -> Iterator[tuple[int
                         yield node.lineno, f"from {node.module} import {alias.name}"
             elif node.module and node.module.split(".")[0] == "environ":
                 yield node.lineno, f"from {node.module} import … (django-environ)"
-        elif isinstance(node, ast.Attribute) and node.attr in READERS:
-            if isinstance(node.value, ast.Name) and node.value.id in os_aliases:
-                yield node.lineno, f"{node.value.id}.{node.attr}"
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in READERS
+            and isinstance(node.value, ast.Name)
+            and node.value.id in os_aliases
+        ):
+            yield node.lineno, f"{node.value.id}.{node.attr}"
 
 
 def find_environment_reads(root: Path) -> list[EnvironmentRead]:
@@ -84,8 +95,10 @@ def find_environment_reads(root: Path) -> list[EnvironmentRead]:
         except (SyntaxError, UnicodeDecodeError):
             continue  # Django reports broken modules itself when it imports them
         relative = path.relative_to(root)
-        found += [EnvironmentRead(relative, line, code)
-                  for line, code in _reads_in(tree, entry_point=relative in ENTRY_POINTS)]
+        found += [
+            EnvironmentRead(relative, line, code)
+            for line, code in _reads_in(tree, entry_point=relative in ENTRY_POINTS)
+        ]
     return sorted(found, key=lambda read: (str(read.path), read.line))
 
 
@@ -95,7 +108,7 @@ def check_single_environment_reader(app_configs, **kwargs):
         checks.Error(
             f"{read.path}:{read.line} reads the environment ({read.code})",
             hint="Only project/settings.py reads the environment. Ask the registry instead "
-                 "(config_registry.security.security_secret or selectors.config_resolve).",
+            "(config_registry.security.security_secret or selectors.config_resolve).",
             obj=str(read.path),
             id="config_registry.E001",
         )
@@ -129,18 +142,23 @@ def tickets_store_problem(alias: str = "tickets") -> str | None:
     if config["BACKEND"].endswith("LocMemCache"):
         entries = int(config.get("OPTIONS", {}).get("MAX_ENTRIES", 300))
         if entries < TICKETS_MIN_ENTRIES:
-            return (f"the {alias!r} cache keeps at most {entries} entries: at that many tickets in flight, "
-                    f"a used ticket could be accepted again (it needs at least {TICKETS_MIN_ENTRIES})")
+            return (
+                f"the {alias!r} cache keeps at most {entries} entries: at that many tickets in flight, "
+                f"a used ticket could be accepted again (it needs at least {TICKETS_MIN_ENTRIES})"
+            )
         return None
     client = caches[alias]._cache.get_client(write=True)  # project.redis_cache: the shared pool
     try:
         found = client.config_get("maxmemory*")
     except Exception as error:  # CONFIG may be disabled (managed Redis): cannot tell, say so
-        raise TicketsStoreUnknown(f"cannot read the Redis eviction policy ({error}): make sure it is "
-                                  "noeviction, or maxmemory 0") from error
+        raise TicketsStoreUnknown(
+            f"cannot read the Redis eviction policy ({error}): make sure it is noeviction, or maxmemory 0"
+        ) from error
     if int(found.get("maxmemory", 0)) and found.get("maxmemory-policy") != "noeviction":
-        return (f"Redis may evict keys (maxmemory {found['maxmemory']}, maxmemory-policy "
-                f"{found.get('maxmemory-policy')}): a used chat ticket could be accepted again")
+        return (
+            f"Redis may evict keys (maxmemory {found['maxmemory']}, maxmemory-policy "
+            f"{found.get('maxmemory-policy')}): a used chat ticket could be accepted again"
+        )
     return None
 
 
@@ -151,6 +169,11 @@ def check_tickets_store(app_configs, **kwargs):
     except Exception as error:  # Redis down or CONFIG disabled at start-up: say so, do not stop
         return [checks.Warning(f"could not check the chat tickets' store: {error}", id="config_registry.W003")]
     if problem:
-        return [checks.Error(problem, hint="Set maxmemory-policy noeviction on this Redis, or maxmemory 0 "
-                                           "(README, Security).", id="config_registry.E003")]
+        return [
+            checks.Error(
+                problem,
+                hint="Set maxmemory-policy noeviction on this Redis, or maxmemory 0 (README, Security).",
+                id="config_registry.E003",
+            )
+        ]
     return []

@@ -91,8 +91,13 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        await self.send_json({"type": "error", "code": "bad_request",
-                              "message": "this socket only sends; nothing is expected from the client"})
+        await self.send_json(
+            {
+                "type": "error",
+                "code": "bad_request",
+                "message": "this socket only sends; nothing is expected from the client",
+            }
+        )
 
     async def registry_revision(self, event):
         if self.context is not None and await self._token_recheck():
@@ -107,7 +112,8 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             self.last = seen
             if Scope.SECRETS_READ in self.token.scopes and resolved.secrets:
                 resolved = await db_call(config_resolve)(
-                    **self.context, reveal_secrets=True, actor=Actor(f"token:{self.token.name}", "ws/config"))
+                    **self.context, reveal_secrets=True, actor=Actor(f"token:{self.token.name}", "ws/config")
+                )
         except (InvalidInput, DataError) as error:
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", str(error))
         except NotFound as error:
@@ -138,8 +144,13 @@ class NoRouteConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
-        await self.send_json({"type": "error", "code": "not_found",
-                              "message": "no WebSocket endpoint here: see ws/config/ and ws/chat/<room>/"})
+        await self.send_json(
+            {
+                "type": "error",
+                "code": "not_found",
+                "message": "no WebSocket endpoint here: see ws/config/ and ws/chat/<room>/",
+            }
+        )
         await self.close(code=CLOSE_NOT_FOUND)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):

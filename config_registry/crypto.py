@@ -67,8 +67,7 @@ def primary_key_ring() -> MultiFernet:
 
 
 def _envelope(place: Place, version: int, value: Any) -> bytes:
-    return json.dumps({"l": place.layer, "k": place.key, "n": version, "v": value},
-                      separators=(",", ":")).encode()
+    return json.dumps({"l": place.layer, "k": place.key, "n": version, "v": value}, separators=(",", ":")).encode()
 
 
 def encrypt(value: Any, *, place: Place, version: int) -> str:
@@ -81,7 +80,9 @@ def _open(ciphertext: str, place: Place, version: int | None) -> dict:
         return json.loads(key_ring().decrypt(ciphertext.encode("ascii")))
     except (InvalidToken, UnicodeEncodeError, AttributeError, ValueError):
         raise SecretUndecryptable(
-            layer=place.layer, key=place.key, version=version,
+            layer=place.layer,
+            key=place.key,
+            version=version,
             reason="no configured key opens it, or it was altered",
         ) from None
 
@@ -93,18 +94,23 @@ def decrypt(ciphertext: str, *, place: Place, version: int, allow_unbound: bool 
     envelope = _open(ciphertext, place, version)
     if (envelope.get("l"), envelope.get("k")) != (place.layer, place.key):
         raise SecretUndecryptable(
-            layer=place.layer, key=place.key, version=version,
-            reason=f"the ciphertext belongs to {envelope.get('k')!r} in layer {envelope.get('l')}, "
-            "it was copied here",
+            layer=place.layer,
+            key=place.key,
+            version=version,
+            reason=f"the ciphertext belongs to {envelope.get('k')!r} in layer {envelope.get('l')}, it was copied here",
         )
     if "n" not in envelope and not allow_unbound:
         raise SecretUndecryptable(
-            layer=place.layer, key=place.key, version=version,
+            layer=place.layer,
+            key=place.key,
+            version=version,
             reason="it was sealed before secrets were bound to their version: run manage.py rotate_keys",
         )
     if "n" in envelope and envelope["n"] != version:
         raise SecretUndecryptable(
-            layer=place.layer, key=place.key, version=version,
+            layer=place.layer,
+            key=place.key,
+            version=version,
             reason=f"the ciphertext belongs to version {envelope['n']}, it was copied here",
         )
     return envelope["v"]

@@ -30,10 +30,7 @@ class NotFound(RegistryError):
 class VersionConflict(RegistryError):
     def __init__(self, *, layer: str, current: int, base: int):
         self.layer, self.current, self.base = layer, current, base
-        super().__init__(
-            f"layer {layer} is at version {current}, your change was based on {base}: "
-            "reload and reapply"
-        )
+        super().__init__(f"layer {layer} is at version {current}, your change was based on {base}: reload and reapply")
 
 
 class RegistryUnavailable(RegistryError):
@@ -58,6 +55,8 @@ class SecurityConfigUnreadable(SecurityConfigMissing):
 
     def __init__(self, *, key: str, environment: str, service: str, error: SecretUndecryptable):
         RegistryError.__init__(
-            self, f"{key} cannot be decrypted for environment {environment!r}, service {service!r} "
-            f"({error}): check CONFIG_REGISTRY_KEYS, or publish {key} again")
+            self,
+            f"{key} cannot be decrypted for environment {environment!r}, service {service!r} "
+            f"({error}): check CONFIG_REGISTRY_KEYS, or publish {key} again",
+        )
         self.key = key

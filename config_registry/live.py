@@ -26,8 +26,9 @@ def broadcast_revision(sender, revision: int, **kwargs) -> None:
         from .selectors import database_position
 
         position = database_position()  # committed; carries the epoch and token generation along
-        async_to_sync(layer.group_send)(REVISIONS_GROUP, group_message(REVISIONS_GROUP, {
-            "type": REVISION_EVENT, **position._asdict()}))
+        async_to_sync(layer.group_send)(
+            REVISIONS_GROUP, group_message(REVISIONS_GROUP, {"type": REVISION_EVENT, **position._asdict()})
+        )
     except Exception:
         logger.warning("could not announce revision %s on the channel layer", revision, exc_info=True)
 
@@ -48,8 +49,11 @@ class GroupRelay:
 
     CHANNEL_PREFIX = "relay"  # the capacity of these channels is set in settings.CHANNEL_LAYERS
 
-    def __init__(self, deliver: Callable[[str, dict, list], Awaitable[None]],
-                 gap: Callable[[str, list], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        deliver: Callable[[str, dict, list], Awaitable[None]],
+        gap: Callable[[str, list], Awaitable[None]] | None = None,
+    ):
         self._deliver, self._gap = deliver, gap
         self._relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopRelay] = weakref.WeakKeyDictionary()
 

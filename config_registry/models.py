@@ -89,9 +89,10 @@ class Layer(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["level", "name"], name="layer_unique_ref")]
         ordering = ["level", "name"]
-        permissions = [("reveal_secret", "Can reveal secret values, one at a time (audited)"),
-                       ("change_security_config", "Can change the registry's security configuration "
-                                                  "(chat.signing_keys)")]
+        permissions = [
+            ("reveal_secret", "Can reveal secret values, one at a time (audited)"),
+            ("change_security_config", "Can change the registry's security configuration (chat.signing_keys)"),
+        ]
 
     def __str__(self) -> str:
         return self.ref
@@ -190,6 +191,9 @@ class RegistryState(models.Model):
     token_generation = models.PositiveBigIntegerField(default=0)
     audit_seq = models.PositiveBigIntegerField(default=0)
     audit_head = models.CharField(max_length=64, default="")
+
+    def __str__(self) -> str:
+        return f"revision {self.revision}, audit #{self.audit_seq}"
 
 
 class Scope(models.TextChoices):

@@ -13,6 +13,7 @@ so that a silent loss (a writer that could not reach Redis, a network that dropp
 leaves a process behind for no longer than that.
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -41,8 +42,11 @@ def position_publish(position) -> None:
     try:
         cache.publish(CHANNEL, position_text(position))
     except CacheUnavailable:
-        logger.warning("could not publish registry position %s; processes catch up within %ss",
-                       position_text(position), TRUST_SECONDS)
+        logger.warning(
+            "could not publish registry position %s; processes catch up within %ss",
+            position_text(position),
+            TRUST_SECONDS,
+        )
 
 
 class PositionFeed:
@@ -136,8 +140,6 @@ class PositionFeed:
             logger.warning("registry position feed lost (%s); reading positions from the database", error)
             self._retry_at = time.monotonic() + RETRY_SECONDS
         if self._pubsub is not None and self._pid == os.getpid():
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 self._pubsub.close()
-            except (RedisError, OSError):
-                pass
         self._pubsub, self._confirmed_at = None, -TRUST_SECONDS

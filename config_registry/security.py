@@ -58,8 +58,9 @@ def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) ->
     if key not in resolution.values:
         raise SecurityConfigMissing(key=key, environment=environment, service=service)
     if key not in resolution.secrets:
-        raise SecurityConfigMissing(key=key, environment=environment, service=service,
-                                    reason="is published in plain text, not as a secret")
+        raise SecurityConfigMissing(
+            key=key, environment=environment, service=service, reason="is published in plain text, not as a secret"
+        )
     try:
         value = sealed_open(resolution.values[key])
     except SecretUndecryptable as error:

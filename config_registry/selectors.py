@@ -171,8 +171,9 @@ def layer_get(ref: str) -> Layer:
 
 def _check_name(label: str, value: Any) -> str:
     if not isinstance(value, str) or not NAME_PATTERNS[Level.SERVICE].match(value):
-        raise InvalidInput("invalid context", {label: f"{value!r} is not a valid {label} name "
-                                                      "(lowercase letters, digits, - and _)"})
+        raise InvalidInput(
+            "invalid context", {label: f"{value!r} is not a valid {label} name (lowercase letters, digits, - and _)"}
+        )
     return value
 
 
@@ -185,7 +186,8 @@ def _snapshots(layers: Sequence[Layer], revision: int) -> list[LayerSnapshot]:
         .values_list("pk", "version_id")
     )
     rows = Entry.objects.filter(version_id__in=[v for v in version_ids.values() if v]).values_list(
-        "version_id", "version__number", "key", "value", "ciphertext", "secret")
+        "version_id", "version__number", "key", "value", "ciphertext", "secret"
+    )
     by_version: dict[int, tuple[int, dict[str, Any], set[str]]] = {}
     for version_id, number, key, value, ciphertext, secret in rows:
         _, entries, secrets = by_version.setdefault(version_id, (number, {}, set()))
@@ -215,9 +217,14 @@ def _resolution(environment: str, service: str, user: str | None) -> tuple[int, 
     wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
     with consistent_read():
         revision = registry_revision()
-        found = {(layer.level, layer.name): layer for layer in Layer.objects.filter(
-            Q(level=Level.GLOBAL) | Q(level=Level.ENVIRONMENT, name=environment)
-            | Q(level=Level.SERVICE, name=service))}
+        found = {
+            (layer.level, layer.name): layer
+            for layer in Layer.objects.filter(
+                Q(level=Level.GLOBAL)
+                | Q(level=Level.ENVIRONMENT, name=environment)
+                | Q(level=Level.SERVICE, name=service)
+            )
+        }
         layers = [found[key] for key in wanted if key in found]
         if user is not None:
             account = get_user_model().objects.filter(username=user).first()
@@ -230,8 +237,9 @@ def _resolution(environment: str, service: str, user: str | None) -> tuple[int, 
     return revision, resolve(snapshots)
 
 
-def _cached_resolution(environment: str, service: str, user: str | None,
-                       max_age: float = 0.0) -> tuple[int, Resolution]:
+def _cached_resolution(
+    environment: str, service: str, user: str | None, max_age: float = 0.0
+) -> tuple[int, Resolution]:
     """_resolution through the shared cache, keyed by (epoch, revision, context): a publish moves
     the revision, so every process sees it at once and nothing needs invalidating."""
     _check_name("environment", environment)
@@ -260,9 +268,15 @@ def _cache_key(kind: str, *parts: Any) -> str:
     return f"registry:{kind}:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def config_resolve(*, environment: str, service: str, user: str | None,
-                   reveal_secrets: bool = False, actor: Actor | None = None,
-                   max_age: float = 0.0) -> ResolvedConfig:
+def config_resolve(
+    *,
+    environment: str,
+    service: str,
+    user: str | None,
+    reveal_secrets: bool = False,
+    actor: Actor | None = None,
+    max_age: float = 0.0,
+) -> ResolvedConfig:
     """Resolve (environment, service, user) at one revision: defaults → global → environment →
     service → the user's groups by priority → user. `user=None` stops at the service level.
 
@@ -284,8 +298,12 @@ def config_resolve(*, environment: str, service: str, user: str | None,
         values[key] = sealed_open(resolution.values[key])
     if revealed:
         with transaction.atomic():
-            audit_record(actor=actor, action="secret.reveal", target=_context_label(context),
-                         changes={"keys": revealed, "revision": revision})
+            audit_record(
+                actor=actor,
+                action="secret.reveal",
+                target=_context_label(context),
+                changes={"keys": revealed, "revision": revision},
+            )
     return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
 
 
@@ -325,9 +343,16 @@ def resolve_etag(*, epoch: str, revision: int, context: dict[str, str], explain:
     return f'"{revision}-{digest[:20]}"'
 
 
-def resolve_answer(*, environment: str, service: str, user: str | None, explain: bool,
-                   reveal_secrets: bool, actor: Actor | None,
-                   position: Position | None = None) -> tuple[str, bytes]:
+def resolve_answer(
+    *,
+    environment: str,
+    service: str,
+    user: str | None,
+    explain: bool,
+    reveal_secrets: bool,
+    actor: Actor | None,
+    position: Position | None = None,
+) -> tuple[str, bytes]:
     """(ETag, JSON body) of a resolve. Masked answers are kept as bytes by revision, in this
     process and in the shared cache, so a warm resolve costs the position read (which the caller
     may already have made this request) and a dictionary look-up, whatever the number of keys."""
@@ -341,10 +366,12 @@ def resolve_answer(*, environment: str, service: str, user: str | None, explain:
         if body is not None:
             _local_bodies.put(etag, body)
             return etag, body
-    resolved = config_resolve(environment=environment, service=service, user=user,
-                              reveal_secrets=reveal_secrets, actor=actor)
-    etag = resolve_etag(epoch=epoch, revision=resolved.revision, context=context, explain=explain,
-                        revealed=reveal_secrets)
+    resolved = config_resolve(
+        environment=environment, service=service, user=user, reveal_secrets=reveal_secrets, actor=actor
+    )
+    etag = resolve_etag(
+        epoch=epoch, revision=resolved.revision, context=context, explain=explain, revealed=reveal_secrets
+    )
     body = json.dumps(resolved.as_dict(explain=explain), separators=(",", ":")).encode()
     if not reveal_secrets:
         _cache_set(_cache_key("body", etag), body)
@@ -366,17 +393,20 @@ def _context_label(context: dict[str, str]) -> str:
 
 
 def provenance_as_dict(provenance: Provenance) -> dict[str, Any]:
-    return {"layer": provenance.layer, "version": provenance.version,
-            "overrides": [{"layer": o.layer, "version": o.version} for o in provenance.overrides]}
+    return {
+        "layer": provenance.layer,
+        "version": provenance.version,
+        "overrides": [{"layer": o.layer, "version": o.version} for o in provenance.overrides],
+    }
 
 
 # Versions -----------------------------------------------------------------------------------
 
+
 def version_get(layer: Layer, number: int) -> LayerVersion:
     version = LayerVersion.objects.filter(layer=layer, number=number).first()
     if version is None:
-        raise NotFound(f"layer {layer.ref} has no version {number} "
-                       f"(current version: {layer.current_version})")
+        raise NotFound(f"layer {layer.ref} has no version {number} (current version: {layer.current_version})")
     return version
 
 
@@ -397,8 +427,9 @@ def version_states(layer: Layer, number: int, *, sealed: Collection[str] = ()) -
     return states
 
 
-def version_entries(layer: Layer, number: int, *, reveal_secrets: bool = False,
-                    actor: Actor | None = None) -> tuple[dict[str, Any], list[str]]:
+def version_entries(
+    layer: Layer, number: int, *, reveal_secrets: bool = False, actor: Actor | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """(entries, secret keys) of a version; secrets masked, or decrypted and the reveal audited."""
     if number == 0:
         return {}, []
@@ -416,10 +447,12 @@ def version_entries(layer: Layer, number: int, *, reveal_secrets: bool = False,
     revealed = [key for key in secrets if key not in SECURITY_KEYS]
     if revealed:
         with transaction.atomic():
-            audit_record(actor=actor, action="secret.reveal", target=layer.ref,
-                         changes={"keys": revealed, "version": number})
-    return {key: MASK if key in SECURITY_KEYS and state.secret else state.value
-            for key, state in states.items()}, secrets
+            audit_record(
+                actor=actor, action="secret.reveal", target=layer.ref, changes={"keys": revealed, "version": number}
+            )
+    return {
+        key: MASK if key in SECURITY_KEYS and state.secret else state.value for key, state in states.items()
+    }, secrets
 
 
 def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Change]:
@@ -428,6 +461,7 @@ def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Chan
 
 
 # Tokens -------------------------------------------------------------------------------------
+
 
 class TokenRejected(Exception):
     """The presented token is unknown, expired or revoked; the message says which."""
@@ -465,24 +499,33 @@ def layer_reach(layer: Layer) -> tuple[int, str]:
         return users.filter(groups__name=layer.name).count(), f"the members of group {layer.name}"
     if layer.level == Level.USER:
         return users.filter(username=layer.name).count(), f"user {layer.name}"
-    where = {Level.GLOBAL: "in every environment and service",
-             Level.ENVIRONMENT: f"in environment {layer.name}",
-             Level.SERVICE: f"of service {layer.name}"}[layer.level]
+    where = {
+        Level.GLOBAL: "in every environment and service",
+        Level.ENVIRONMENT: f"in environment {layer.name}",
+        Level.SERVICE: f"of service {layer.name}",
+    }[layer.level]
     return users.count(), f"every user {where}"
 
 
 def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:
     """The plaintext of one secret of the layer's current version, for a person allowed to see
     it; audited. Raises NotFound if the key is not a secret there."""
-    entry = Entry.objects.filter(version__layer=layer, version__number=layer.current_version, key=key,
-                                 secret=True).first()
+    entry = Entry.objects.filter(
+        version__layer=layer, version__number=layer.current_version, key=key, secret=True
+    ).first()
     if entry is None:
         raise NotFound(f"{key!r} is not a secret of layer {layer.ref} version {layer.current_version}")
     if key in SECURITY_KEYS:
-        raise NotFound(f"{key} is the registry's own security configuration: it is never revealed "
-                       "(publish new keys instead of reading old ones)")
+        raise NotFound(
+            f"{key} is the registry's own security configuration: it is never revealed "
+            "(publish new keys instead of reading old ones)"
+        )
     value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, key), version=layer.current_version)
     with transaction.atomic():
-        audit_record(actor=actor, action="secret.reveal", target=layer.ref,
-                     changes={"keys": [key], "version": layer.current_version})
+        audit_record(
+            actor=actor,
+            action="secret.reveal",
+            target=layer.ref,
+            changes={"keys": [key], "version": layer.current_version},
+        )
     return value

@@ -58,6 +58,7 @@ def revision_bump() -> int:
 
 # Layers -------------------------------------------------------------------------------------
 
+
 @transaction.atomic
 def layer_create(*, ref: str, description: str = "", priority: int = 0, actor: Actor) -> Layer:
     """Create an empty layer (version 0). Group and user layers need the group or user to exist."""
@@ -69,8 +70,9 @@ def layer_create(*, ref: str, description: str = "", priority: int = 0, actor: A
     if Layer.objects.filter(level=level, name=name).exists():
         raise InvalidInput("cannot create layer", {"ref": f"layer {ref} already exists"})
     layer = Layer.objects.create(level=level, name=name, description=description, priority=priority)
-    audit_record(actor=actor, action="layer.create", target=layer.ref,
-                 changes={"description": description, "priority": priority})
+    audit_record(
+        actor=actor, action="layer.create", target=layer.ref, changes={"description": description, "priority": priority}
+    )
     return layer
 
 
@@ -86,12 +88,17 @@ def layer_update(*, layer: Layer, description: str, priority: int, actor: Actor)
     layer.save(update_fields=["description", "priority"])
     if before["priority"] != priority and layer.level == Level.GROUP:
         revision_bump()
-    audit_record(actor=actor, action="layer.update", target=layer.ref,
-                 changes={k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]})
+    audit_record(
+        actor=actor,
+        action="layer.update",
+        target=layer.ref,
+        changes={k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]},
+    )
     return layer
 
 
 # Versions -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Stored:
@@ -129,13 +136,15 @@ def _require_security_right(keys: Iterable[str], actor: Actor) -> None:
         raise PermissionRefused(
             f"{', '.join(touched)} is the registry's own security configuration: changing it needs the "
             "security:write scope on a token without environment or service limits, or the admin "
-            "permission 'Can change the registry's security configuration'")
+            "permission 'Can change the registry's security configuration'"
+        )
 
 
 def _lock_at(layer: Layer, base_version: Any) -> Layer:
     if not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0:
-        raise InvalidInput("invalid publish", {"base_version": "must be a whole number ≥ 0 "
-                                                              "(0 for a layer with no version yet)"})
+        raise InvalidInput(
+            "invalid publish", {"base_version": "must be a whole number ≥ 0 (0 for a layer with no version yet)"}
+        )
     locked = Layer.objects.select_for_update().get(pk=layer.pk)
     if locked.current_version != base_version:
         raise VersionConflict(layer=locked.ref, current=locked.current_version, base=base_version)
@@ -167,8 +176,9 @@ def _schema_errors(values: Mapping[str, Any], secret_keys: Collection[str]) -> d
     definitions = KeyDefinition.objects.filter(key__in=list(values), schema__isnull=False)
     errors = {}
     for definition in definitions:
-        problem = value_problem(values[definition.key], definition.schema,
-                                secret=definition.secret or definition.key in secret_keys)
+        problem = value_problem(
+            values[definition.key], definition.schema, secret=definition.secret or definition.key in secret_keys
+        )
         if problem:
             errors[definition.key] = problem
     return errors
@@ -180,7 +190,8 @@ def _audit_changes(changes: list[Change]) -> dict[str, Any]:
     for change in changes:
         if change.secret:
             recorded[change.key] = {
-                "kind": change.kind, "secret": True,
+                "kind": change.kind,
+                "secret": True,
                 "before_hmac": secret_fingerprint(change.before) if change.kind != "added" else None,
                 "after_hmac": secret_fingerprint(change.after) if change.kind != "removed" else None,
             }
@@ -189,35 +200,60 @@ def _audit_changes(changes: list[Change]) -> dict[str, Any]:
     return recorded
 
 
-def _append_version(*, layer: Layer, entries: Mapping[str, _Stored], changes: list[Change],
-                    actor: Actor, comment: str, action: str,
-                    rolled_back_from: int | None = None) -> LayerVersion:
+def _append_version(
+    *,
+    layer: Layer,
+    entries: Mapping[str, _Stored],
+    changes: list[Change],
+    actor: Actor,
+    comment: str,
+    action: str,
+    rolled_back_from: int | None = None,
+) -> LayerVersion:
     if not changes:
-        raise InvalidInput(f"nothing to publish: the change leaves layer {layer.ref} as it is at "
-                           f"version {layer.current_version}")
+        raise InvalidInput(
+            f"nothing to publish: the change leaves layer {layer.ref} as it is at version {layer.current_version}"
+        )
     total = sum(stored.size() for stored in entries.values())
     if total > MAX_LAYER_BYTES:
-        raise InvalidInput(f"layer {layer.ref} would hold {total} bytes of entries; the limit for a layer "
-                           f"is {MAX_LAYER_BYTES}: split it, or move keys to other layers")
+        raise InvalidInput(
+            f"layer {layer.ref} would hold {total} bytes of entries; the limit for a layer "
+            f"is {MAX_LAYER_BYTES}: split it, or move keys to other layers"
+        )
     _require_security_right((change.key for change in changes), actor)
     state = locked_state()
     state.revision += 1
     state.save(update_fields=["revision"])
     now = timezone.now()
     version = LayerVersion.objects.create(
-        layer=layer, number=layer.current_version + 1, revision=state.revision,
-        author=actor.name, created_at=now, comment=comment, rolled_back_from=rolled_back_from,
+        layer=layer,
+        number=layer.current_version + 1,
+        revision=state.revision,
+        author=actor.name,
+        created_at=now,
+        comment=comment,
+        rolled_back_from=rolled_back_from,
     )
-    Entry.objects.bulk_create([
-        Entry(version=version, key=key, secret=stored.secret, value=None if stored.secret else stored.value,
-              ciphertext=_sealed(layer, key, stored, version.number) if stored.secret else "")
-        for key, stored in sorted(entries.items())
-    ])
-    Layer.objects.filter(pk=layer.pk).update(current_version=version.number, updated_at=now,
-                                             updated_by=actor.name)
+    Entry.objects.bulk_create(
+        [
+            Entry(
+                version=version,
+                key=key,
+                secret=stored.secret,
+                value=None if stored.secret else stored.value,
+                ciphertext=_sealed(layer, key, stored, version.number) if stored.secret else "",
+            )
+            for key, stored in sorted(entries.items())
+        ]
+    )
+    Layer.objects.filter(pk=layer.pk).update(current_version=version.number, updated_at=now, updated_by=actor.name)
     layer.current_version, layer.updated_at, layer.updated_by = version.number, now, actor.name
-    details = {"version": version.number, "revision": state.revision, "comment": comment,
-               "keys": _audit_changes(changes)}
+    details = {
+        "version": version.number,
+        "revision": state.revision,
+        "comment": comment,
+        "keys": _audit_changes(changes),
+    }
     if rolled_back_from is not None:
         details["rolled_back_from"] = rolled_back_from
     audit_record(actor=actor, action=action, target=layer.ref, changes=details)
@@ -262,9 +298,16 @@ def _check_publish_input(set_: Any, unset: Any, secrets: Any, comment: Any = "")
 
 
 @transaction.atomic
-def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
-                    unset: Collection[str] = (), secrets: Collection[str] = (), actor: Actor,
-                    comment: str = "") -> LayerVersion:
+def version_publish(
+    *,
+    layer: Layer,
+    base_version: int,
+    set_: Mapping[str, Any],
+    unset: Collection[str] = (),
+    secrets: Collection[str] = (),
+    actor: Actor,
+    comment: str = "",
+) -> LayerVersion:
     """Append the next version of `layer`: the base's entries, plus `set_`, minus `unset`.
 
     Raises VersionConflict if the layer moved past `base_version`, InvalidInput (key by key) for
@@ -276,8 +319,9 @@ def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
     base = _stored_entries(layer, base_version)
     absent = [key for key in unset if key not in base]
     if absent:
-        raise InvalidInput("invalid publish",
-                           dict.fromkeys(absent, f"is not in version {base_version}, nothing to unset"))
+        raise InvalidInput(
+            "invalid publish", dict.fromkeys(absent, f"is not in version {base_version}, nothing to unset")
+        )
     forced = set(KeyDefinition.objects.filter(key__in=list(set_), secret=True).values_list("key", flat=True))
     secret_keys = set(secrets) | forced | {key for key in set_ if key in base and base[key].secret}
     errors = _schema_errors(set_, secret_keys)
@@ -296,36 +340,46 @@ def version_publish(*, layer: Layer, base_version: int, set_: Mapping[str, Any],
             entries[key] = _Stored.of(base[key], base_version)
         else:
             entries[key] = _Stored(key in secret_keys, value)
-    return _append_version(layer=layer, entries=entries, changes=changes, actor=actor,
-                           comment=comment, action="version.publish")
+    return _append_version(
+        layer=layer, entries=entries, changes=changes, actor=actor, comment=comment, action="version.publish"
+    )
 
 
 @transaction.atomic
-def version_rollback(*, layer: Layer, to_version: int, base_version: int, actor: Actor,
-                     comment: str = "") -> LayerVersion:
+def version_rollback(
+    *, layer: Layer, to_version: int, base_version: int, actor: Actor, comment: str = ""
+) -> LayerVersion:
     """Publish a new version whose entries equal version `to_version`'s."""
     layer = _lock_at(layer, base_version)
     if not isinstance(to_version, int) or not 1 <= to_version <= layer.current_version:
-        raise NotFound(f"layer {layer.ref} has no version {to_version} "
-                       f"(it has versions 1 to {layer.current_version})")
+        raise NotFound(f"layer {layer.ref} has no version {to_version} (it has versions 1 to {layer.current_version})")
     current, target = _stored_entries(layer, base_version), _stored_entries(layer, to_version)
     before = {k: _plain(layer, base_version, e) for k, e in current.items()}
     after = {k: _plain(layer, to_version, e) for k, e in target.items()}
     changes = entries_diff(before, after)
-    errors = _schema_errors({c.key: c.after for c in changes if c.kind != "removed"},
-                            {c.key for c in changes if c.secret})
+    errors = _schema_errors(
+        {c.key: c.after for c in changes if c.kind != "removed"}, {c.key for c in changes if c.secret}
+    )
     if errors:
         raise InvalidInput(f"version {to_version} has values that violate their key's current schema", errors)
     entries = {k: _Stored.of(e, to_version) for k, e in target.items()}
-    return _append_version(layer=layer, entries=entries, changes=changes, actor=actor,
-                           comment=comment or f"Rollback to version {to_version}",
-                           action="version.rollback", rolled_back_from=to_version)
+    return _append_version(
+        layer=layer,
+        entries=entries,
+        changes=changes,
+        actor=actor,
+        comment=comment or f"Rollback to version {to_version}",
+        action="version.rollback",
+        rolled_back_from=to_version,
+    )
 
 
 # Key definitions ----------------------------------------------------------------------------
 
-def key_definition_problems(*, key: str, schema: Any = None, secret: bool = False,
-                            default: Any = _MISSING) -> dict[str, str]:
+
+def key_definition_problems(
+    *, key: str, schema: Any = None, secret: bool = False, default: Any = _MISSING
+) -> dict[str, str]:
     """What is wrong with a key definition, field by field (empty: nothing)."""
     errors = {}
     problem = key_problem(key)
@@ -351,8 +405,9 @@ def key_definition_problems(*, key: str, schema: Any = None, secret: bool = Fals
 
 
 @transaction.atomic
-def key_definition_save(*, key: str, description: str = "", schema: Any = None,
-                        secret: bool = False, default: Any = _MISSING, actor: Actor) -> KeyDefinition:
+def key_definition_save(
+    *, key: str, description: str = "", schema: Any = None, secret: bool = False, default: Any = _MISSING, actor: Actor
+) -> KeyDefinition:
     """Create or replace the definition of `key`. A default acts as a layer below global."""
     errors = key_definition_problems(key=key, schema=schema, secret=secret, default=default)
     if errors:
@@ -363,16 +418,25 @@ def key_definition_save(*, key: str, description: str = "", schema: Any = None,
     if definition is None:
         definition = KeyDefinition(key=key)
     else:
-        before = {"description": definition.description, "schema": definition.schema,
-                  "secret": definition.secret, "default": definition.default,
-                  "has_default": definition.has_default}
+        before = {
+            "description": definition.description,
+            "schema": definition.schema,
+            "secret": definition.secret,
+            "default": definition.default,
+            "has_default": definition.has_default,
+        }
     definition.description, definition.schema, definition.secret = description, schema, secret
     definition.has_default = default is not _MISSING
     definition.default = None if default is _MISSING else default
     definition.updated_by = actor.name
     definition.save()
-    after = {"description": description, "schema": schema, "secret": secret,
-             "default": definition.default, "has_default": definition.has_default}
+    after = {
+        "description": description,
+        "schema": schema,
+        "secret": secret,
+        "default": definition.default,
+        "has_default": definition.has_default,
+    }
     if before is None or (before["default"], before["has_default"]) != (after["default"], after["has_default"]):
         revision_bump()
     audit_record(actor=actor, action="keydef.save", target=key, changes={"before": before, "after": after})
@@ -381,22 +445,32 @@ def key_definition_save(*, key: str, description: str = "", schema: Any = None,
 
 # Service tokens -----------------------------------------------------------------------------
 
+
 def token_hash(raw: str) -> str:
     # Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely.
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @transaction.atomic
-def token_create(*, name: str, scopes: Collection[str], environments: Collection[str] = (),
-                 services: Collection[str] = (), expires_at: datetime | None = None,
-                 actor: Actor, grantable: Collection[str] | None = None) -> tuple[ServiceToken, str]:
+def token_create(
+    *,
+    name: str,
+    scopes: Collection[str],
+    environments: Collection[str] = (),
+    services: Collection[str] = (),
+    expires_at: datetime | None = None,
+    actor: Actor,
+    grantable: Collection[str] | None = None,
+) -> tuple[ServiceToken, str]:
     """Create a token; returns it with the plaintext, which is never stored nor shown again.
     `grantable`: the scopes the creator may hand out (None: any, the CLI's operator)."""
     errors = {}
     beyond = sorted(set(scopes) - set(grantable)) if grantable is not None else []
     if beyond:
-        raise PermissionRefused(f"you may not create a token with {', '.join(beyond)}: a token only gets "
-                                "scopes whose permissions its creator holds")
+        raise PermissionRefused(
+            f"you may not create a token with {', '.join(beyond)}: a token only gets "
+            "scopes whose permissions its creator holds"
+        )
     if Scope.SECURITY_WRITE in scopes and (environments or services):
         errors["scopes"] = "security:write is for tokens without environment or service limits"
     if not isinstance(name, str) or not TOKEN_NAME_PATTERN.match(name):
@@ -405,8 +479,9 @@ def token_create(*, name: str, scopes: Collection[str], environments: Collection
         errors["name"] = f"a token named {name!r} already exists"
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:
-        errors["scopes"] = (f"unknown scope(s) {', '.join(unknown)}; " if unknown else "at least one scope; ") + \
-            f"choose from {', '.join(Scope.values)}"
+        errors["scopes"] = (
+            f"unknown scope(s) {', '.join(unknown)}; " if unknown else "at least one scope; "
+        ) + f"choose from {', '.join(Scope.values)}"
     for label, names in (("environments", environments), ("services", services)):
         bad = [n for n in names if not NAME_PATTERNS[Level.SERVICE].match(n)]
         if bad:
@@ -417,14 +492,26 @@ def token_create(*, name: str, scopes: Collection[str], environments: Collection
         raise InvalidInput("cannot create service token", errors)
     raw = "crt_" + token_secrets.token_urlsafe(32)
     token = ServiceToken.objects.create(
-        name=name, prefix=raw[:12], token_hash=token_hash(raw), scopes=sorted(set(scopes)),
-        environments=sorted(set(environments)), services=sorted(set(services)),
-        expires_at=expires_at, created_by=actor.name,
+        name=name,
+        prefix=raw[:12],
+        token_hash=token_hash(raw),
+        scopes=sorted(set(scopes)),
+        environments=sorted(set(environments)),
+        services=sorted(set(services)),
+        expires_at=expires_at,
+        created_by=actor.name,
     )
-    audit_record(actor=actor, action="token.create", target=f"token:{name}",
-                 changes={"scopes": token.scopes, "environments": token.environments,
-                          "services": token.services,
-                          "expires_at": expires_at.isoformat() if expires_at else None})
+    audit_record(
+        actor=actor,
+        action="token.create",
+        target=f"token:{name}",
+        changes={
+            "scopes": token.scopes,
+            "environments": token.environments,
+            "services": token.services,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return token, raw
 
 
@@ -446,6 +533,7 @@ def token_mark_used(token: ServiceToken) -> None:
 
 
 # Encryption keys ----------------------------------------------------------------------------
+
 
 @dataclass
 class RotationReport:
@@ -472,9 +560,14 @@ def keys_rotate(*, actor: Actor) -> RotationReport:
         else:
             Entry.objects.rewrap(entry_id=entry.pk, ciphertext=rewrapped)
             report.rewritten += 1
-    audit_record(actor=actor, action="keys.rotate", target="registry", changes={
-        "rewritten": report.rewritten, "already_current": report.already_current,
-        "unreadable": [str(error) for error in report.unreadable],
-    })
+    audit_record(
+        actor=actor,
+        action="keys.rotate",
+        target="registry",
+        changes={
+            "rewritten": report.rewritten,
+            "already_current": report.already_current,
+            "unreadable": [str(error) for error in report.unreadable],
+        },
+    )
     return report
-

@@ -36,10 +36,16 @@ def signin_failed(username: str, address: str) -> None:
         count, _ = window_count(name, WINDOW_SECONDS)
         if count == limit:
             with transaction.atomic():
-                audit_record(actor=Actor(f"signin:{username[:100]}", address), action="signin.throttled",
-                             target=f"user:{username[:100]}", changes={
-                                 "by": "account" if name.startswith("signin:account") else "address",
-                                 "failures": count, "window_seconds": WINDOW_SECONDS})
+                audit_record(
+                    actor=Actor(f"signin:{username[:100]}", address),
+                    action="signin.throttled",
+                    target=f"user:{username[:100]}",
+                    changes={
+                        "by": "account" if name.startswith("signin:account") else "address",
+                        "failures": count,
+                        "window_seconds": WINDOW_SECONDS,
+                    },
+                )
 
 
 class ThrottledSignIn:
@@ -53,7 +59,9 @@ class ThrottledSignIn:
             minutes = int(wait // 60) + 1
             raise forms.ValidationError(
                 f"Too many failed sign-ins for this account or from your address: try again in {minutes} "
-                f"minute{'s' if minutes != 1 else ''}.", code="throttled")
+                f"minute{'s' if minutes != 1 else ''}.",
+                code="throttled",
+            )
         try:
             return super().clean()
         except forms.ValidationError:

@@ -20,8 +20,10 @@ NAME_PATTERNS = {
     Level.ENVIRONMENT: re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
     Level.SERVICE: re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
     # No "/" (refs appear in URL paths), no control characters or lone surrogates (not storable).
-    Level.GROUP: re.compile(r"^[^/\s\x00-\x1f\x7f\ud800-\udfff]([^/\x00-\x1f\x7f\ud800-\udfff]{0,148}"
-                            r"[^/\s\x00-\x1f\x7f\ud800-\udfff])?$"),
+    Level.GROUP: re.compile(
+        r"^[^/\s\x00-\x1f\x7f\ud800-\udfff]([^/\x00-\x1f\x7f\ud800-\udfff]{0,148}"
+        r"[^/\s\x00-\x1f\x7f\ud800-\udfff])?$"
+    ),
     Level.USER: re.compile(r"^[\w.@+-]{1,150}$"),
 }
 
@@ -45,13 +47,11 @@ def parse_layer_ref(ref: str) -> tuple[str, str]:
     if not sep or level not in NAME_PATTERNS:
         raise InvalidInput(
             "invalid layer ref",
-            {"ref": f"{ref!r} is not one of global, environment:<name>, service:<name>, "
-                    "group:<name>, user:<username>"},
+            {"ref": f"{ref!r} is not one of global, environment:<name>, service:<name>, group:<name>, user:<username>"},
         )
     if not NAME_PATTERNS[level].match(name):
         raise InvalidInput("invalid layer ref", {"ref": f"{name!r} is not a valid {level} name"})
     return level, name
-
 
 
 def schema_problem(schema: Any) -> str | None:

@@ -27,7 +27,11 @@ class BrowserOriginValidator(OriginValidator):
         return parsed_origin is None or self.validate_origin(parsed_origin)
 
 
-application = ProtocolTypeRouter({
-    "http": get_asgi_application(),
-    "websocket": BrowserOriginValidator(URLRouter([*registry_routes, *chat_routes, *no_route]), settings.ALLOWED_HOSTS),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": get_asgi_application(),
+        "websocket": BrowserOriginValidator(
+            URLRouter([*registry_routes, *chat_routes, *no_route]), settings.ALLOWED_HOSTS
+        ),
+    }
+)

@@ -24,7 +24,9 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         group_key = self._group_key(group)
         async with self.connection(self.consistent_hash(group)).pipeline(transaction=False) as pipeline:
-            added, _ = await pipeline.zadd(group_key, {channel: time.time()}).expire(group_key, self.group_expiry).execute()
+            added, _ = (
+                await pipeline.zadd(group_key, {channel: time.time()}).expire(group_key, self.group_expiry).execute()
+            )
         return added  # 1 if the channel was not in the group (config_registry.live: a gap)
 
     async def receive(self, channel):

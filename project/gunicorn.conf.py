@@ -31,8 +31,10 @@ def _slow_client_dropped(record) -> bool:
     # The receive timeout surfaces as an error with a traceback per client: one plain line instead,
     # so that slow clients cannot fill the log.
     if record.exc_info and isinstance(record.exc_info[1], BlockingIOError):
-        record.msg, record.args = "dropped a client that sent nothing for %s s in the middle of its request", (
-            CLIENT_READ_TIMEOUT,)
+        record.msg, record.args = (
+            "dropped a client that sent nothing for %s s in the middle of its request",
+            (CLIENT_READ_TIMEOUT,),
+        )
         record.exc_info, record.exc_text, record.levelname, record.levelno = None, None, "INFO", 20
     return True
 

@@ -114,8 +114,12 @@ class RedisCache(redis.RedisCache):
         if batch is None:
             # Sized and waiting like the sync pool (settings.CACHES); retries there are sync objects.
             pool = AsyncBlockingConnectionPool.from_url(
-                self._servers[0], max_connections=self._options.get("max_connections", 100),
-                timeout=self._options.get("timeout", 5), socket_connect_timeout=5, socket_timeout=5)
+                self._servers[0],
+                max_connections=self._options.get("max_connections", 100),
+                timeout=self._options.get("timeout", 5),
+                socket_connect_timeout=5,
+                socket_timeout=5,
+            )
             batch = adds[self._shared_key] = _BatchedAdds(AsyncRedis(connection_pool=pool))
         try:
             return await batch.add(key, value, max(int(timeout), 1))
@@ -133,8 +137,9 @@ class RedisCache(redis.RedisCache):
     def subscription(self, channel: str) -> PubSub:
         """A subscription to `channel` on a connection of its own that never retries in place: a
         caller that sees it fail knows that messages may have been missed."""
-        client = Redis.from_url(self._servers[0], retry=Retry(NoBackoff(), 0),
-                                socket_connect_timeout=1, socket_timeout=5)
+        client = Redis.from_url(
+            self._servers[0], retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=5
+        )
         pubsub = client.pubsub()
         try:
             pubsub.subscribe(self.make_and_validate_key(channel))

@@ -61,8 +61,10 @@ SECRET_KEY = _required("DJANGO_SECRET_KEY")
 # Keys the audit log's hash chain (HMAC): whoever can write the database cannot recompute it. Not in
 # the database; by default derived from DJANGO_SECRET_KEY. Changing it means earlier events no
 # longer verify: keep it with the keys, as long as the audit log.
-AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default="") or hashlib.sha256(
-    b"config-registry-audit-chain:" + SECRET_KEY.encode()).hexdigest()
+AUDIT_CHAIN_KEY = (
+    env.str("AUDIT_CHAIN_KEY", default="")
+    or hashlib.sha256(b"config-registry-audit-chain:" + SECRET_KEY.encode()).hexdigest()
+)
 # Comma-separated Fernet keys: the first encrypts, all decrypt (config_registry.crypto).
 CONFIG_REGISTRY_KEYS = [k.strip() for k in _required("CONFIG_REGISTRY_KEYS").split(",") if k.strip()]
 
@@ -132,13 +134,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock when their transaction begins (so a busy database is waited for, not
     # failed), and readers do not block writers (WAL).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"})
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"}
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A connection pool per process (psycopg's), safe under ASGI and WSGI alike: Django's
     # persistent connections are not, under ASGI (each thread/context keeps its own).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         # A request waits at most 5 s for a connection: with the database away it answers 503 soon.
-        "min_size": 1, "max_size": env.int("DATABASE_POOL_SIZE", default=20), "timeout": 5}
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+        "timeout": 5,
+    }
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -157,8 +163,10 @@ if REDIS_URL:
     # After Redis restarts, pooled connections are dead: retry once or twice on a fresh one,
     # so that recovery needs no restart of ours.
     def _redis_retry(module):
-        return {"retry": module.Retry(backoff.ExponentialBackoff(cap=1.0, base=0.05), 3),
-                "retry_on_error": [redis_errors.ConnectionError]}
+        return {
+            "retry": module.Retry(backoff.ExponentialBackoff(cap=1.0, base=0.05), 3),
+            "retry_on_error": [redis_errors.ConnectionError],
+        }
 
     CACHES = {
         "default": {
@@ -168,8 +176,12 @@ if REDIS_URL:
             # One pool per process (project.redis_cache), shared by every thread and consumer: when
             # all its connections are busy, wait for one (up to 5 s) instead of failing (redis-py's
             # default pool raises "Too many connections" past 100).
-            "OPTIONS": {**_redis_retry(retry), "pool_class": "redis.BlockingConnectionPool",
-                        "max_connections": 100, "timeout": 5},
+            "OPTIONS": {
+                **_redis_retry(retry),
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": 100,
+                "timeout": 5,
+            },
         }
     }
     # Single-use records of chat tickets, apart from resolutions (which may come and go): the
@@ -178,27 +190,41 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "project.channel_layer.ResilientRedisChannelLayer",
-            "CONFIG": {"hosts": [{
-                "address": REDIS_URL,
-                # redis-py's pool raises instead of waiting when exhausted: size it for bursts of joins.
-                "max_connections": 1000,
-                # channels_redis waits on BZPOPMIN for 5 s; redis-py's default read timeout is also
-                # 5 s, so idle consumers would die of TimeoutError (1011). Read well past the wait.
-                "socket_timeout": 10,
-                "socket_keepalive": True,
-                **_redis_retry(redis_asyncio.retry),
-            }], "channel_capacity": RELAY_CHANNEL_CAPACITY},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py's pool raises instead of waiting when exhausted: size it for bursts of joins.
+                        "max_connections": 1000,
+                        # channels_redis waits on BZPOPMIN for 5 s; redis-py's default read timeout is also
+                        # 5 s, so idle consumers would die of TimeoutError (1011). Read well past the wait.
+                        "socket_timeout": 10,
+                        "socket_keepalive": True,
+                        **_redis_retry(redis_asyncio.retry),
+                    }
+                ],
+                "channel_capacity": RELAY_CHANNEL_CAPACITY,
+            },
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-              # Single-use records of chat tickets, apart from resolutions: a million tickets (60 s
-              # each) in flight before the oldest record could be dropped (config_registry.E003).
-              "tickets": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "chat-tickets",
-                          "OPTIONS": {"MAX_ENTRIES": 1_000_000}}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Single-use records of chat tickets, apart from resolutions: a million tickets (60 s
+        # each) in flight before the oldest record could be dropped (config_registry.E003).
+        "tickets": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "chat-tickets",
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        },
+    }
     # (Its channel_capacity patterns are not compiled by channels 4: one capacity for every channel.)
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
-                                  "CONFIG": {"capacity": max(RELAY_CHANNEL_CAPACITY.values())}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": max(RELAY_CHANNEL_CAPACITY.values())},
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -242,7 +268,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Config Registry API",
     "DESCRIPTION": "Resolved per-user configuration and versioned, encrypted layers. "
-                   "Authenticate with 'Authorization: Bearer <service token>'.",
+    "Authenticate with 'Authorization: Bearer <service token>'.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -257,13 +283,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "project.logging.RedactSecrets"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-                   "json": {"()": "project.logging.JsonFormatter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "project.logging.JsonFormatter"},
+    },
     # LOG_FORMAT=json for log collectors (the default with DEBUG=false); plain text for people.
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"],
-                             "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json")}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact"],
+            "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # The ASGI server's own loggers: through the same redacting handler.
-    "loggers": {name: {"handlers": ["console"], "propagate": False, "filters": ["redact"]}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "daphne", "gunicorn.error")},
+    "loggers": {
+        name: {"handlers": ["console"], "propagate": False, "filters": ["redact"]}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "daphne", "gunicorn.error")
+    },
 }

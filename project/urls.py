@@ -14,8 +14,9 @@ urlpatterns = [
     path("api/v1/chat/ticket", TicketView.as_view(), name="api-chat-ticket"),
     path("api/v1/", include("config_registry.api.urls")),
     path("chat/", chat_page, name="chat"),
-    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
-         name="login"),
+    path(
+        "accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -58,7 +58,6 @@ def _fresh_cache():
     chat_memory_clear()
     active_users_clear()
     HISTORIES.clear()
-    yield
 
 
 @pytest.fixture(autouse=True)
@@ -117,8 +116,13 @@ def make_token(db, actor) -> Callable[..., str]:
     """make_token("config:read", environments=["prod"]) -> the raw bearer token."""
 
     def make(*scopes: str, environments=(), services=(), name: str | None = None) -> str:
-        _, raw = token_create(name=name or f"token-{len(make.made)}",
-                              scopes=scopes, environments=environments, services=services, actor=actor)
+        _, raw = token_create(
+            name=name or f"token-{len(make.made)}",
+            scopes=scopes,
+            environments=environments,
+            services=services,
+            actor=actor,
+        )
         make.made.append(raw)
         return raw
 
@@ -147,27 +151,52 @@ class ServerProcesses:
     def __init__(self, settings, tmp_path: Path):
         self._settings, self._tmp_path, self._started = settings, tmp_path, {}
 
-    def __call__(self, redis_url: str | None = None, keys: list[str] | None = None,
-                 environment: dict[str, str] | None = None) -> tuple[str, Path]:
+    def __call__(
+        self, redis_url: str | None = None, keys: list[str] | None = None, environment: dict[str, str] | None = None
+    ) -> tuple[str, Path]:
         """Start one on a free port (with REDIS_URL, if set, or the one given; with the test's
         Fernet keys, or the ones given; with more `environment`); returns (address, log file)."""
         import subprocess
         import sys
 
         settings = self._settings
-        env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-               "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
-               "CONFIG_REGISTRY_KEYS": ",".join(keys or settings.CONFIG_REGISTRY_KEYS),
-               "DJANGO_SECRET_KEY": settings.SECRET_KEY, "LOG_LEVEL": "INFO", **(environment or {})}
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+            "DATABASE_URL": _database_url(),
+            "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
+            "CONFIG_REGISTRY_KEYS": ",".join(keys or settings.CONFIG_REGISTRY_KEYS),
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "LOG_LEVEL": "INFO",
+            **(environment or {}),
+        }
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)  # connections wait in the backlog until uvicorn has started
         log = self._tmp_path / f"server-{len(self._started)}.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "project.asgi:application", "--fd", str(sock.fileno()),
-                 "--lifespan", "off", "--ws", "wsproto", "--ws-max-size", "65536", "--timeout-graceful-shutdown", "5"],
-                cwd=settings.BASE_DIR, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "project.asgi:application",
+                    "--fd",
+                    str(sock.fileno()),
+                    "--lifespan",
+                    "off",
+                    "--ws",
+                    "wsproto",
+                    "--ws-max-size",
+                    "65536",
+                    "--timeout-graceful-shutdown",
+                    "5",
+                ],
+                cwd=settings.BASE_DIR,
+                env=env,
+                pass_fds=[sock.fileno()],
+                stdout=output,
+                stderr=output,
+            )
         address = f"127.0.0.1:{sock.getsockname()[1]}"
         self._started[address] = process
         sock.close()
@@ -205,8 +234,16 @@ def asgi_server(transactional_db) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; connections queue until uvicorn accepts
     sock.listen(128)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning", ws="wsproto",
-                                           ws_max_size=65536, timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            lifespan="off",
+            log_level="warning",
+            ws="wsproto",
+            ws_max_size=65536,
+            timeout_graceful_shutdown=5,
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -39,8 +39,9 @@ class TcpProxy:
             writer.close()
             return
         self._writers |= {writer, upstream_writer}
-        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer), return_exceptions=True
+        )
 
     async def _pipe(self, reader, writer):
         try:
@@ -59,6 +60,7 @@ class TcpProxy:
         def close_all():
             for writer in list(self._writers):
                 writer.transport.abort()
+
         self._loop.call_soon_threadsafe(close_all)
 
     def restore(self) -> None:

@@ -1,6 +1,5 @@
 """The admin in real Chromium: sign in, edit a layer, publish, see the diff, roll back."""
 
-
 import pytest
 
 from config_registry.models import Layer
@@ -18,8 +17,11 @@ def admin_user(settings, make_layer):
     # The server process checks passwords with the real hashers, not the tests' fast one.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     User.objects.create(username="root", password=make_password("pw-root"), is_staff=True, is_superuser=True)
-    return make_layer("environment:production", {"chat.rate_limit_per_minute": 30, "db.password": "hunter2-secret"},
-                      secrets=["db.password"])
+    return make_layer(
+        "environment:production",
+        {"chat.rate_limit_per_minute": 30, "db.password": "hunter2-secret"},
+        secrets=["db.password"],
+    )
 
 
 def test_admin_in_chromium__edit_publish_diff_rollback(admin_user, server_processes, chromium):

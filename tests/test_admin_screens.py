@@ -17,10 +17,15 @@ SECRET = "pl41ntext-s3cret-value"
 def registry(make_layer, make_user, actor):
     make_user("alice", "staff")
     make_user("bob", "staff")
-    key_definition_save(key="chat.max_message_length", description="Longest message",
-                        schema={"type": "integer", "minimum": 1}, actor=actor)
-    return make_layer("global", {"chat.max_message_length": 100, "db.password": SECRET, "theme": "light"},
-                      secrets=["db.password"])
+    key_definition_save(
+        key="chat.max_message_length",
+        description="Longest message",
+        schema={"type": "integer", "minimum": 1},
+        actor=actor,
+    )
+    return make_layer(
+        "global", {"chat.max_message_length": 100, "db.password": SECRET, "theme": "light"}, secrets=["db.password"]
+    )
 
 
 def _staff(username: str, *permissions: str) -> User:
@@ -32,9 +37,21 @@ def _staff(username: str, *permissions: str) -> User:
 
 @pytest.fixture
 def editor(client, db):
-    user = _staff("editor", "view_layer", "change_layer", "add_layer", "view_keydefinition", "change_keydefinition",
-                  "add_keydefinition", "view_servicetoken", "add_servicetoken", "change_servicetoken",
-                  "view_auditevent", "view_layerversion", "grant_chat_ticket")
+    user = _staff(
+        "editor",
+        "view_layer",
+        "change_layer",
+        "add_layer",
+        "view_keydefinition",
+        "change_keydefinition",
+        "add_keydefinition",
+        "view_servicetoken",
+        "add_servicetoken",
+        "change_servicetoken",
+        "view_auditevent",
+        "view_layerversion",
+        "grant_chat_ticket",
+    )
     client.force_login(user)
     return client
 
@@ -47,8 +64,15 @@ def viewer(client, db):
 
 def _editor_post(client, layer, rows: dict, *, base: int, comment: str = "", action: str = "_publish", total=None):
     """Post the editor form: rows is {key: (value_text, secret, existing, delete)}."""
-    data = {"base_version": base, "comment": comment, action: "1", "form-INITIAL_FORMS": 0, "form-MIN_NUM_FORMS": 0,
-            "form-MAX_NUM_FORMS": 1000, "form-TOTAL_FORMS": total or len(rows)}
+    data = {
+        "base_version": base,
+        "comment": comment,
+        action: "1",
+        "form-INITIAL_FORMS": 0,
+        "form-MIN_NUM_FORMS": 0,
+        "form-MAX_NUM_FORMS": 1000,
+        "form-TOTAL_FORMS": total or len(rows),
+    }
     for i, (key, (value, secret, existing, delete)) in enumerate(rows.items()):
         data.update({f"form-{i}-key": key, f"form-{i}-value": value})
         if secret:
@@ -63,8 +87,11 @@ def _editor_post(client, layer, rows: dict, *, base: int, comment: str = "", act
 
 
 def _current_rows(**changes):
-    rows = {"chat.max_message_length": ("100", False, True, False), "db.password": ("", True, True, False),
-            "theme": ('"light"', False, True, False)}
+    rows = {
+        "chat.max_message_length": ("100", False, True, False),
+        "db.password": ("", True, True, False),
+        "theme": ('"light"', False, True, False),
+    }
     rows.update(changes)
     return rows
 
@@ -81,9 +108,15 @@ def test_layer_editor__entries_table_with_descriptions_and_masked_secrets(editor
 
 
 def test_layer_editor__save__publishes_a_version_with_comment_audited_as_the_admin(editor, registry):
-    response = _editor_post(editor, registry, _current_rows(**{"chat.max_message_length": ("250", False, True, False),
-                                                               "new.flag": ("true", False, False, False)}),
-                            base=1, comment="raise the limit")
+    response = _editor_post(
+        editor,
+        registry,
+        _current_rows(
+            **{"chat.max_message_length": ("250", False, True, False), "new.flag": ("true", False, False, False)}
+        ),
+        base=1,
+        comment="raise the limit",
+    )
     assert response.status_code == 302
     registry.refresh_from_db()
     assert registry.current_version == 2
@@ -97,19 +130,30 @@ def test_layer_editor__save__publishes_a_version_with_comment_audited_as_the_adm
 def test_layer_editor__secret_is_write_only__blank_keeps_typed_replaces(editor, registry):
     _editor_post(editor, registry, _current_rows(theme=('"dark"', False, True, False)), base=1)
     assert version_states(registry, 2)["db.password"].value == SECRET
-    _editor_post(editor, registry, _current_rows(**{"db.password": ('"rotated"', True, True, False),
-                                                   "theme": ('"dark"', False, True, False)}), base=2)
+    _editor_post(
+        editor,
+        registry,
+        _current_rows(**{"db.password": ('"rotated"', True, True, False), "theme": ('"dark"', False, True, False)}),
+        base=2,
+    )
     assert version_states(registry, 3)["db.password"].value == "rotated"
 
 
 def test_layer_editor__preview__shows_diff_and_reach_without_publishing(editor, registry):
-    response = _editor_post(editor, registry, _current_rows(theme=('"dark"', False, True, False),
-                                                           **{"db.password": ('"new"', True, True, False)}),
-                            base=1, action="_preview")
+    response = _editor_post(
+        editor,
+        registry,
+        _current_rows(theme=('"dark"', False, True, False), **{"db.password": ('"new"', True, True, False)}),
+        base=1,
+        action="_preview",
+    )
     page = response.content.decode()
     assert response.status_code == 200 and "Before you publish" in page
     assert "reaches <strong>" in page and "every user in every environment and service" in page
-    assert "secret changed (value not shown)" in page and '"new"' not in page.split("Before you publish")[1].split("</table>")[0]
+    assert (
+        "secret changed (value not shown)" in page
+        and '"new"' not in page.split("Before you publish")[1].split("</table>")[0]
+    )
     assert Layer.objects.get(pk=registry.pk).current_version == 1
     # The form comes back as typed: plain rows stay plain (with the new value), secrets stay write-only.
     assert "&quot;dark&quot;</textarea>" in page and page.count('type="password"') == 1
@@ -117,8 +161,9 @@ def test_layer_editor__preview__shows_diff_and_reach_without_publishing(editor, 
 
 def test_layer_editor__someone_published_meanwhile__says_so_shows_their_change_keeps_the_edit(editor, registry, actor):
     version_publish(layer=registry, base_version=1, set_={"theme": "blue"}, actor=actor)
-    response = _editor_post(editor, registry, _current_rows(**{"chat.max_message_length": ("999", False, True, False)}),
-                            base=1)
+    response = _editor_post(
+        editor, registry, _current_rows(**{"chat.max_message_length": ("999", False, True, False)}), base=1
+    )
     page = response.content.decode()
     assert response.status_code == 200 and "Someone else published meanwhile" in page
     assert "is at version 2, your change was based on 1" in page and "blue" in page
@@ -128,8 +173,9 @@ def test_layer_editor__someone_published_meanwhile__says_so_shows_their_change_k
 
 
 def test_layer_editor__schema_violation__error_inline_next_to_the_key(editor, registry):
-    response = _editor_post(editor, registry, _current_rows(**{"chat.max_message_length": ("0", False, True, False)}),
-                            base=1)
+    response = _editor_post(
+        editor, registry, _current_rows(**{"chat.max_message_length": ("0", False, True, False)}), base=1
+    )
     page = response.content.decode()
     assert response.status_code == 200
     assert re.search(r"chat\.max_message_length</code>.*?0 is less than the minimum of 1", page, re.S)
@@ -181,14 +227,21 @@ def test_view_only_staff__can_look_not_change(viewer, registry):
 
 def test_no_page_shows_secret_plaintext_without_the_reveal_permission(editor, registry, make_layer, actor):
     version_publish(layer=registry, base_version=1, set_={"db.password": SECRET + "-2"}, actor=actor)
-    urls = ["/admin/", "/admin/config_registry/layer/", f"/admin/config_registry/layer/{registry.pk}/change/",
-            f"/admin/config_registry/layer/{registry.pk}/history/",
-            f"/admin/config_registry/layer/{registry.pk}/diff/?from=0&to=2",
-            f"/admin/config_registry/layer/{registry.pk}/rollback/1/",
-            "/admin/config_registry/layer/preview/?environment=prod&service=chat&user=alice",
-            "/admin/config_registry/auditevent/", "/admin/config_registry/layerversion/",
-            "/admin/config_registry/keydefinition/"]
-    urls += [f"/admin/config_registry/auditevent/{pk}/change/" for pk in AuditEvent.objects.values_list("pk", flat=True)]
+    urls = [
+        "/admin/",
+        "/admin/config_registry/layer/",
+        f"/admin/config_registry/layer/{registry.pk}/change/",
+        f"/admin/config_registry/layer/{registry.pk}/history/",
+        f"/admin/config_registry/layer/{registry.pk}/diff/?from=0&to=2",
+        f"/admin/config_registry/layer/{registry.pk}/rollback/1/",
+        "/admin/config_registry/layer/preview/?environment=prod&service=chat&user=alice",
+        "/admin/config_registry/auditevent/",
+        "/admin/config_registry/layerversion/",
+        "/admin/config_registry/keydefinition/",
+    ]
+    urls += [
+        f"/admin/config_registry/auditevent/{pk}/change/" for pk in AuditEvent.objects.values_list("pk", flat=True)
+    ]
     for url in urls:
         response = editor.get(url)
         assert response.status_code == 200, url
@@ -197,30 +250,48 @@ def test_no_page_shows_secret_plaintext_without_the_reveal_permission(editor, re
 
 def test_preview_as_user__values_with_layer_version_and_overrides(editor, registry, make_layer):
     make_layer("group:staff", {"theme": "dark"})
-    page = editor.get("/admin/config_registry/layer/preview/",
-                      {"environment": "prod", "service": "chat", "user": "alice"}).content.decode()
-    assert re.search(r"<code>theme</code></td><td><code>&quot;dark&quot;</code></td>\s*<td>group:staff v1</td>\s*<td>global v1</td>", page)
+    page = editor.get(
+        "/admin/config_registry/layer/preview/", {"environment": "prod", "service": "chat", "user": "alice"}
+    ).content.decode()
+    assert re.search(
+        r"<code>theme</code></td><td><code>&quot;dark&quot;</code></td>\s*<td>group:staff v1</td>\s*<td>global v1</td>",
+        page,
+    )
     assert "********" in page and SECRET not in page
-    assert "does not exist" in editor.get("/admin/config_registry/layer/preview/",
-                                          {"environment": "prod", "service": "chat", "user": "nobody"}).content.decode()
+    assert (
+        "does not exist"
+        in editor.get(
+            "/admin/config_registry/layer/preview/", {"environment": "prod", "service": "chat", "user": "nobody"}
+        ).content.decode()
+    )
 
 
 def test_key_definition__invalid_schema_shown_inline__valid_one_saved_and_audited(editor, db):
-    bad = editor.post("/admin/config_registry/keydefinition/add/",
-                      {"key": "limits.max", "description": "", "schema": '{"type": "integr"}', "default": ""})
+    bad = editor.post(
+        "/admin/config_registry/keydefinition/add/",
+        {"key": "limits.max", "description": "", "schema": '{"type": "integr"}', "default": ""},
+    )
     assert bad.status_code == 200 and "not a valid JSON Schema" in bad.content.decode()
     assert not KeyDefinition.objects.filter(key="limits.max").exists()
-    good = editor.post("/admin/config_registry/keydefinition/add/",
-                       {"key": "limits.max", "description": "Max", "schema": '{"type": "integer"}',
-                        "has_default": "on", "default": "5"})
+    good = editor.post(
+        "/admin/config_registry/keydefinition/add/",
+        {
+            "key": "limits.max",
+            "description": "Max",
+            "schema": '{"type": "integer"}',
+            "has_default": "on",
+            "default": "5",
+        },
+    )
     assert good.status_code == 302
     assert KeyDefinition.objects.get(key="limits.max").default == 5
     assert AuditEvent.objects.filter(action="keydef.save", target="limits.max", actor="admin:editor").exists()
 
 
 def test_service_token__created_shown_once_then_only_prefix__revoked(editor, db):
-    response = editor.post("/admin/config_registry/servicetoken/add/",
-                           {"name": "deploy-bot", "scopes": ["config:read", "chat:ticket"]})
+    response = editor.post(
+        "/admin/config_registry/servicetoken/add/", {"name": "deploy-bot", "scopes": ["config:read", "chat:ticket"]}
+    )
     raw = re.search(r'<pre id="token">(crt_[^<]+)</pre>', response.content.decode()).group(1)
     token = ServiceToken.objects.get(name="deploy-bot")
     assert "no-store" in response["Cache-Control"] and token.scopes == ["chat:ticket", "config:read"]
@@ -242,8 +313,12 @@ def test_audit_log__read_only_with_filters(editor, registry):
 
 def test_create_layer__through_the_service__bad_ref_refused(editor, make_user):
     make_user("carol")
-    assert editor.post("/admin/config_registry/layer/add/", {"ref": "user:carol", "description": "Carol",
-                                                             "priority": 0}).status_code == 302
+    assert (
+        editor.post(
+            "/admin/config_registry/layer/add/", {"ref": "user:carol", "description": "Carol", "priority": 0}
+        ).status_code
+        == 302
+    )
     assert Layer.objects.get(level="user", name="carol").description == "Carol"
     assert AuditEvent.objects.filter(action="layer.create", actor="admin:editor").exists()
     editor.post("/admin/config_registry/layer/add/", {"ref": "user:nobody", "priority": 0})
@@ -253,8 +328,10 @@ def test_create_layer__through_the_service__bad_ref_refused(editor, make_user):
 def test_layer_details__description_and_group_priority_through_the_service(editor, make_layer, make_user):
     make_user("dana", "staff")
     group = make_layer("group:staff", {"theme": "dark"}, priority=1)
-    response = editor.post(f"/admin/config_registry/layer/{group.pk}/change/",
-                           {"_details": "1", "description": "Staff members", "priority": "7"})
+    response = editor.post(
+        f"/admin/config_registry/layer/{group.pk}/change/",
+        {"_details": "1", "description": "Staff members", "priority": "7"},
+    )
     assert response.status_code == 302
     group.refresh_from_db()
     assert (group.description, group.priority) == ("Staff members", 7)

@@ -12,24 +12,33 @@ def writer(api, make_token):
 
 
 def _publish(api, ref, base, set_=None, **extra):
-    return api.post(f"/api/v1/layers/{ref}/versions",
-                    {"base_version": base, "set": set_ or {}, **extra}, format="json")
+    return api.post(f"/api/v1/layers/{ref}/versions", {"base_version": base, "set": set_ or {}, **extra}, format="json")
 
 
 def test_layers__create_publish_read__full_cycle_audited_as_the_token(writer):
     created = writer.post("/api/v1/layers", {"ref": "environment:prod", "description": "Production"}, format="json")
     assert created.status_code == 201
     assert created.json() | {"updated_at": None} == {
-        "ref": "environment:prod", "description": "Production", "priority": 0, "current_version": 0,
-        "entries": {}, "secrets": [], "updated_at": None, "updated_by": ""}
+        "ref": "environment:prod",
+        "description": "Production",
+        "priority": 0,
+        "current_version": 0,
+        "entries": {},
+        "secrets": [],
+        "updated_at": None,
+        "updated_by": "",
+    }
 
-    published = _publish(writer, "environment:prod", 0, {"db.password": "pw", "pool": 5},
-                         secrets=["db.password"], comment="first")
+    published = _publish(
+        writer, "environment:prod", 0, {"db.password": "pw", "pool": 5}, secrets=["db.password"], comment="first"
+    )
     assert published.status_code == 201
     body = published.json()
     assert (body["version"], body["author"], body["comment"]) == (1, "token:deploy-bot", "first")
-    assert body["changes"] == [{"key": "db.password", "change": "added", "secret": True},
-                               {"key": "pool", "change": "added", "secret": False}]  # keys only (SPEC §4)
+    assert body["changes"] == [
+        {"key": "db.password", "change": "added", "secret": True},
+        {"key": "pool", "change": "added", "secret": False},
+    ]  # keys only (SPEC §4)
 
     layer = writer.get("/api/v1/layers/environment:prod").json()
     assert (layer["current_version"], layer["updated_by"], layer["entries"]["pool"]) == (1, "token:deploy-bot", 5)
@@ -38,7 +47,9 @@ def test_layers__create_publish_read__full_cycle_audited_as_the_token(writer):
     assert [layer["ref"] for layer in writer.get("/api/v1/layers").json()] == ["environment:prod"]
     events = AuditEvent.objects.filter(target="environment:prod")
     assert [(e.action, e.actor) for e in events.order_by("seq")] == [
-        ("layer.create", "token:deploy-bot"), ("version.publish", "token:deploy-bot")]
+        ("layer.create", "token:deploy-bot"),
+        ("version.publish", "token:deploy-bot"),
+    ]
 
 
 def test_publish__stale_base__409_with_current_version_and_nothing_written(writer, make_layer):
@@ -46,19 +57,25 @@ def test_publish__stale_base__409_with_current_version_and_nothing_written(write
     assert _publish(writer, "global", 1, {"a": 2}).status_code == 201
     conflict = _publish(writer, "global", 1, {"a": 3})
     assert conflict.status_code == 409
-    assert conflict.json() == {"error": "version_conflict", "current_version": 2, "message":
-                               "layer global is at version 2, your change was based on 1: reload and reapply"}
+    assert conflict.json() == {
+        "error": "version_conflict",
+        "current_version": 2,
+        "message": "layer global is at version 2, your change was based on 1: reload and reapply",
+    }
     assert LayerVersion.objects.count() == 2
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"set": {"a": 1}}, "base_version"),
-    ({"base_version": -1}, "base_version"),
-    ({"base_version": 1, "set": {"Bad Key": 1}}, "Bad Key"),
-    ({"base_version": 1, "set": ["a"]}, "set"),
-    ({"base_version": 1, "set": {"b": 1}, "secrets": ["c"]}, "c"),
-    ({"base_version": 1, "unset": ["nope"]}, "nope"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"set": {"a": 1}}, "base_version"),
+        ({"base_version": -1}, "base_version"),
+        ({"base_version": 1, "set": {"Bad Key": 1}}, "Bad Key"),
+        ({"base_version": 1, "set": ["a"]}, "set"),
+        ({"base_version": 1, "set": {"b": 1}, "secrets": ["c"]}, "c"),
+        ({"base_version": 1, "unset": ["nope"]}, "nope"),
+    ],
+)
 def test_publish__bad_body__400_naming_the_problem(writer, make_layer, payload, field):
     make_layer("global", {"a": 1})
     response = writer.post("/api/v1/layers/global/versions", payload, format="json")
@@ -83,8 +100,9 @@ def test_publish__malformed_json__400(writer, make_layer):
     assert response.status_code == 400 and response.json()["error"] == "parse_error"
 
 
-@pytest.mark.parametrize("url", ["/api/v1/layers/service:nope", "/api/v1/layers/global/versions/7",
-                                 "/api/v1/layers/planet:mars"])
+@pytest.mark.parametrize(
+    "url", ["/api/v1/layers/service:nope", "/api/v1/layers/global/versions/7", "/api/v1/layers/planet:mars"]
+)
 def test_layers__unknown_layer_or_version__404_or_400(writer, make_layer, url):
     make_layer("global", {"a": 1})
     response = writer.get(url)
@@ -97,7 +115,10 @@ def test_rollback__publishes_copy_of_old_version(writer, make_layer):
     response = writer.post("/api/v1/layers/global/rollback", {"to_version": 1, "base_version": 2}, format="json")
     assert response.status_code == 201
     assert (response.json()["version"], response.json()["changes"], response.json()["rolled_back_from"]) == (
-        3, [{"key": "a", "change": "changed", "secret": False}], 1)
+        3,
+        [{"key": "a", "change": "changed", "secret": False}],
+        1,
+    )
     assert writer.get("/api/v1/layers/global/versions/3").json()["entries"] == {"a": 1}
     stale = writer.post("/api/v1/layers/global/rollback", {"to_version": 1, "base_version": 2}, format="json")
     assert stale.status_code == 409
@@ -107,10 +128,18 @@ def test_diff__secrets_only_as_changed(writer, make_layer):
     make_layer("global", {"a": 1, "s": "old-secret"}, secrets=["s"])
     _publish(writer, "global", 1, {"a": 2, "s": "new-secret"})
     response = writer.get("/api/v1/layers/global/diff", {"from": 1, "to": 2})
-    assert response.json() == {"layer": "global", "from": 1, "to": 2, "added": {}, "removed": {}, "changed": {
-        "a": {"kind": "changed", "secret": False, "before": 1, "after": 2},
-        "s": {"kind": "changed", "secret": True}}}
-    assert "secret\"" not in response.content.decode().replace('"secret":', "")
+    assert response.json() == {
+        "layer": "global",
+        "from": 1,
+        "to": 2,
+        "added": {},
+        "removed": {},
+        "changed": {
+            "a": {"kind": "changed", "secret": False, "before": 1, "after": 2},
+            "s": {"kind": "changed", "secret": True},
+        },
+    }
+    assert 'secret"' not in response.content.decode().replace('"secret":', "")
     assert writer.get("/api/v1/layers/global/diff", {"from": 1}).status_code == 400
     assert writer.get("/api/v1/layers/global/diff", {"from": 1, "to": 9}).status_code == 404
 

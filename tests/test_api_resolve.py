@@ -32,17 +32,23 @@ def test_resolve__config_read__values_masked_with_revision_and_context(api, regi
     response = _get(api, make_token("config:read"), environment="prod", service="chat", user="alice")
     assert response.status_code == 200
     body = response.json()
-    assert body["values"] == {"color": "red", "db.password": "********", "theme": "dark",
-                              "chat.max_message_length": 4000}
+    assert body["values"] == {
+        "color": "red",
+        "db.password": "********",
+        "theme": "dark",
+        "chat.max_message_length": 4000,
+    }
     assert body["context"] == {"environment": "prod", "service": "chat", "user": "alice"}
     assert "provenance" not in body and body["revision"] > 0
 
 
 def test_resolve__explain__provenance_with_overrides_highest_first(api, registry, make_token):
-    body = _get(api, make_token("config:read"), environment="prod", service="chat", user="alice",
-                explain="true").json()
-    assert body["provenance"]["color"] == {"layer": "group:staff", "version": 1, "overrides": [
-        {"layer": "environment:prod", "version": 1}, {"layer": "global", "version": 1}]}
+    body = _get(api, make_token("config:read"), environment="prod", service="chat", user="alice", explain="true").json()
+    assert body["provenance"]["color"] == {
+        "layer": "group:staff",
+        "version": 1,
+        "overrides": [{"layer": "environment:prod", "version": 1}, {"layer": "global", "version": 1}],
+    }
 
 
 def test_resolve__secrets_read__revealed_and_audited(api, registry, make_token):
@@ -76,12 +82,15 @@ def test_resolve__same_request_twice__same_bytes(api, registry, make_token):
     assert first.content == second.content and first.headers["ETag"] == second.headers["ETag"]
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"service": "chat"}, "environment"),
-    ({"environment": "prod"}, "service"),
-    ({"environment": "Prod!", "service": "chat"}, "environment"),
-    ({"environment": "prod", "service": "chat", "explain": "maybe"}, "explain"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"service": "chat"}, "environment"),
+        ({"environment": "prod"}, "service"),
+        ({"environment": "Prod!", "service": "chat"}, "environment"),
+        ({"environment": "prod", "service": "chat", "explain": "maybe"}, "explain"),
+    ],
+)
 def test_resolve__bad_parameters__400_naming_the_field(api, registry, make_token, params, field):
     response = _get(api, make_token("config:read"), **params)
     assert response.status_code == 400
@@ -91,8 +100,10 @@ def test_resolve__bad_parameters__400_naming_the_field(api, registry, make_token
 
 def test_resolve__unknown_user__404(api, registry, make_token):
     response = _get(api, make_token("config:read"), environment="prod", service="chat", user="carol")
-    assert (response.status_code, response.json()) == (404, {"error": "not_found",
-                                                             "message": "user 'carol' does not exist"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"error": "not_found", "message": "user 'carol' does not exist"},
+    )
 
 
 def test_resolve__token_limited_to_one_environment__403_for_another(api, registry, make_token):
@@ -112,8 +123,7 @@ def test_resolve__without_config_read__403(api, registry, make_token):
 def test_resolve__no_bad_expired_or_revoked_token__401_with_reason(api, registry, make_token, actor):
     no_token = api.get(RESOLVE, {"environment": "prod", "service": "chat"})
     assert no_token.status_code == 401 and no_token.headers["WWW-Authenticate"].startswith("Bearer")
-    assert _get(api, "crt_not-a-token", environment="prod", service="chat").json()["message"] == \
-        "invalid service token"
+    assert _get(api, "crt_not-a-token", environment="prod", service="chat").json()["message"] == "invalid service token"
     api.credentials(HTTP_AUTHORIZATION="Basic YWxpY2U6cHc=")
     assert api.get(RESOLVE, {"environment": "prod", "service": "chat"}).status_code == 401
 
@@ -144,8 +154,9 @@ def test_resolve__throttled_per_token__429_with_retry_after(api, registry, make_
     assert _get(api, other, environment="prod", service="chat").status_code == 200
 
 
-def test_resolve__warm__served_from_cache_without_reading_layers(api, registry, make_token,
-                                                                  django_assert_max_num_queries):
+def test_resolve__warm__served_from_cache_without_reading_layers(
+    api, registry, make_token, django_assert_max_num_queries
+):
     raw = make_token("config:read")
     _get(api, raw, environment="prod", service="chat", user="alice")
     with django_assert_max_num_queries(1):  # the registry position; the token and the answer are in memory
@@ -153,6 +164,7 @@ def test_resolve__warm__served_from_cache_without_reading_layers(api, registry, 
 
 
 # /api/v1/me/config ---------------------------------------------------------------------------
+
 
 def test_me_config__signed_in_user__own_values_without_secrets(client, registry):
     client.login(username="alice", password="pw-alice")
@@ -185,5 +197,3 @@ def test_service_token__used__last_used_recorded(api, registry, make_token):
     raw = make_token("config:read", name="used")
     _get(api, raw, environment="prod", service="chat")
     assert ServiceToken.objects.get(name="used").last_used_at is not None
-
-

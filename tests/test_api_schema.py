@@ -39,9 +39,15 @@ def test_api__generated_requests__no_server_error_and_answers_match_the_schema(a
     assert len(operations) >= 10
 
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=SCHEMATHESIS_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=SCHEMATHESIS_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def conforms(case):
             case.call_and_validate(headers=headers, checks=CHECKS)
 

@@ -15,6 +15,7 @@ TICKET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 
 # 14. Sign-in brute force ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
 def test_signin__40_wrong_passwords__throttled_and_the_right_one_refused_too(client, path):
     User.objects.create_user("alice", password="right-password", is_staff=True)
@@ -46,11 +47,28 @@ def test_signin__a_few_mistakes__then_the_right_password_signs_in(client):
 
 # 15. Log redaction after percent-decoding -----------------------------------------------------
 
-@pytest.mark.parametrize("query", [f"ticket={TICKET}", f"tick%65t={TICKET}", f"%74icket={TICKET}",
-                                   f"x=1&TOKEN={TICKET}", f"access%5Ftoken={TICKET}", f"x=1;ticket={TICKET}"])
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"ticket={TICKET}",
+        f"tick%65t={TICKET}",
+        f"%74icket={TICKET}",
+        f"x=1&TOKEN={TICKET}",
+        f"access%5Ftoken={TICKET}",
+        f"x=1;ticket={TICKET}",
+    ],
+)
 def test_redact__any_spelling_of_a_credential_parameter__redacted(query):
-    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
-                               ("127.0.0.1:5000", f"/ws/chat/lobby/?{query}"), None)
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", f"/ws/chat/lobby/?{query}"),
+        None,
+    )
     assert RedactSecrets().filter(record)
     assert TICKET not in record.getMessage() and "[redacted]" in record.getMessage()
 

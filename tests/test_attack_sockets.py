@@ -36,8 +36,9 @@ def chat(make_layer, make_user):
 
 
 def _watch(raw: str, query: str = "environment=development&service=chat") -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, f"/ws/config/?{query}",
-                                 headers=[(b"authorization", f"Bearer {raw}".encode())])
+    return WebsocketCommunicator(
+        application, f"/ws/config/?{query}", headers=[(b"authorization", f"Bearer {raw}".encode())]
+    )
 
 
 async def _closed_with(socket: WebsocketCommunicator, code: int, error: str | None = None) -> dict | None:
@@ -73,6 +74,7 @@ async def _publish(ref: str, values: dict) -> None:
 
 # 1. Tokens re-checked on the watch ------------------------------------------------------------
 
+
 def test_watch__token_revoked_while_connected__error_frame_then_4401_and_no_more_secrets(chat):
     token, raw = token_create(name="watcher", scopes=["config:read", "secrets:read"], actor=ACTOR)
 
@@ -89,8 +91,9 @@ def test_watch__token_revoked_while_connected__error_frame_then_4401_and_no_more
 
 
 def test_watch__token_expires_while_connected__4401(chat):
-    _, raw = token_create(name="short", scopes=["config:read"], actor=ACTOR,
-                          expires_at=timezone.now() + timedelta(seconds=1))
+    _, raw = token_create(
+        name="short", scopes=["config:read"], actor=ACTOR, expires_at=timezone.now() + timedelta(seconds=1)
+    )
 
     async def scenario():
         socket = _watch(raw)
@@ -137,12 +140,16 @@ def test_watch__secrets_read__signing_keys_stay_masked(chat):
 
 # 5. and 8. Chat input that closed with 1011 ---------------------------------------------------
 
-@pytest.mark.parametrize("frame", [
-    '{"type": "message", "text": "a\\ud800"}',
-    '{"type": "message", "text": "a\\u0000b"}',
-    "[" * 20_000 + "]" * 20_000,
-    '{"type": "message", "text": "' + "\\ud83d" * 10 + '"}',
-])
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type": "message", "text": "a\\ud800"}',
+        '{"type": "message", "text": "a\\u0000b"}',
+        "[" * 20_000 + "]" * 20_000,
+        '{"type": "message", "text": "' + "\\ud83d" * 10 + '"}',
+    ],
+)
 def test_chat__frames_that_cannot_be_parsed_or_stored__bad_request_and_the_connection_stays(chat, frame):
     async def scenario():
         socket = await _join("lobby", "alice")
@@ -157,8 +164,9 @@ def test_chat__frames_that_cannot_be_parsed_or_stored__bad_request_and_the_conne
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("claims", [{"exp": "99999999999"}, {"exp": None}, {"jti": ["x"]}, {"sub": 42},
-                                    {"sub": "alice\x00"}])
+@pytest.mark.parametrize(
+    "claims", [{"exp": "99999999999"}, {"exp": None}, {"jti": ["x"]}, {"sub": 42}, {"sub": "alice\x00"}]
+)
 def test_chat__ticket_with_claims_of_the_wrong_type__4401(chat, claims):
     now = int(timezone.now().timestamp())
     payload = {"sub": "alice", "aud": "chat", "exp": now + 60, "jti": secrets.token_hex(8), **claims}
@@ -205,6 +213,7 @@ def test_watch__nul_in_the_user__4400(chat, make_token):
 
 # 7. Unroutable WebSocket paths ----------------------------------------------------------------
 
+
 def test_websocket__unroutable_paths__refused_4404_without_a_traceback(chat, asgi_server, caplog):
     import websockets
 
@@ -212,8 +221,7 @@ def test_websocket__unroutable_paths__refused_4404_without_a_traceback(chat, asg
         for path in ("/ws/chat/a%2Fb/", "/ws/nothing/", "/elsewhere"):
             async with websockets.connect(f"ws://{asgi_server}{path}", open_timeout=10) as socket:
                 with pytest.raises(websockets.ConnectionClosed) as closed:
-                    while True:
-                        await asyncio.wait_for(socket.recv(), 5)
+                    await _read_until_closed(socket)
                 assert closed.value.rcvd.code == 4404, path
 
     with caplog.at_level(logging.INFO):
@@ -222,7 +230,13 @@ def test_websocket__unroutable_paths__refused_4404_without_a_traceback(chat, asg
     assert not [r for r in caplog.records if r.exc_info]
 
 
+async def _read_until_closed(socket) -> None:
+    while True:
+        await asyncio.wait_for(socket.recv(), 5)
+
+
 # 10. Undecryptable signing keys ---------------------------------------------------------------
+
 
 @pytest.fixture
 def broken_keys(chat):
@@ -253,6 +267,7 @@ def test_ticket_api__signing_keys_undecryptable__503_naming_the_key(broken_keys,
 
 # 11. A deactivated user stays connected -------------------------------------------------------
 
+
 def test_chat__user_deactivated_while_connected__closed_4401_live(chat):
     async def scenario():
         bob = await _join("lobby", "bob")
@@ -274,6 +289,7 @@ def test_chat__user_deactivated_while_connected__closed_4401_live(chat):
 
 # 1. On every process: revocation through one process closes the watch held by another --------
 
+
 def test_watch__token_revoked__closed_on_another_process(chat, server_processes, postgres_only):
     import websockets
 
@@ -283,9 +299,11 @@ def test_watch__token_revoked__closed_on_another_process(chat, server_processes,
     address, _ = server_processes()
 
     async def scenario():
-        async with websockets.connect(f"ws://{address}/ws/config/?environment=development&service=chat",
-                                      additional_headers={"Authorization": f"Bearer {raw}"},
-                                      open_timeout=60) as watch:
+        async with websockets.connect(
+            f"ws://{address}/ws/config/?environment=development&service=chat",
+            additional_headers={"Authorization": f"Bearer {raw}"},
+            open_timeout=60,
+        ) as watch:
             assert json.loads(await asyncio.wait_for(watch.recv(), 30))["type"] == "config"
             await asyncio.to_thread(token_revoke, token=ServiceToken.objects.get(pk=token.pk), actor=ACTOR)
             frame = json.loads(await asyncio.wait_for(watch.recv(), 30))

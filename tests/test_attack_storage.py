@@ -34,10 +34,18 @@ def _rehash_from(seq: int, hash_function) -> None:
     """What the reviewer did: change an event, recompute every later hash and the head."""
     events = list(AuditEvent.objects.order_by("seq"))
     prev = events[seq - 2].hash if seq > 1 else audit.GENESIS
-    for event in events[seq - 1:]:
+    for event in events[seq - 1 :]:
         changes = {"forged": True} if event.seq == seq else event.changes
-        digest = hash_function(seq=event.seq, at=event.at, actor=event.actor, action=event.action,
-                               target=event.target, source=event.source, changes=changes, prev_hash=prev)
+        digest = hash_function(
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            source=event.source,
+            changes=changes,
+            prev_hash=prev,
+        )
         QuerySet.update(AuditEvent.objects.filter(pk=event.pk), changes=changes, prev_hash=prev, hash=digest)
         prev = digest
     RegistryState.objects.filter(pk=1).update(audit_head=prev)
@@ -57,9 +65,20 @@ def test_verify_audit__chain_rewritten_with_plain_sha256__detected(make_layer):
     import hashlib
 
     def plain(**fields):
-        payload = json.dumps([fields["seq"], fields["at"].isoformat(), fields["actor"], fields["action"],
-                              fields["target"], fields["source"], fields["changes"], fields["prev_hash"]],
-                             sort_keys=True, separators=(",", ":"))
+        payload = json.dumps(
+            [
+                fields["seq"],
+                fields["at"].isoformat(),
+                fields["actor"],
+                fields["action"],
+                fields["target"],
+                fields["source"],
+                fields["changes"],
+                fields["prev_hash"],
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
     _events(make_layer)
@@ -95,9 +114,11 @@ def test_audit_head__logged_after_each_write(make_layer, caplog, django_capture_
     from config_registry.services import version_publish
 
     layer = make_layer("global", {"a.b": 0})
-    with caplog.at_level(logging.INFO, logger="config_registry.audit"):
-        with django_capture_on_commit_callbacks(execute=True):
-            version_publish(layer=layer, base_version=1, set_={"a.b": 1}, actor=ACTOR)
+    with (
+        caplog.at_level(logging.INFO, logger="config_registry.audit"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        version_publish(layer=layer, base_version=1, set_={"a.b": 1}, actor=ACTOR)
     head = AuditEvent.objects.order_by("-seq").first()
     assert f"audit head {head.seq}:{head.hash}" in caplog.text
 
@@ -111,6 +132,7 @@ def test_audit_chain__keyed_by_the_bootstrap_key__another_key_does_not_verify(ma
 
 
 # 17. Single-use tickets forgotten by the cache ------------------------------------------------
+
 
 def test_ticket__used_then_400_cache_writes__still_refused(make_layer, make_user):
     from chat.tickets import TicketInvalid, ticket_issue, ticket_verify
@@ -128,6 +150,7 @@ def test_ticket__used_then_400_cache_writes__still_refused(make_layer, make_user
 
 
 # 18. import_config into a registry without the user -------------------------------------------
+
 
 def test_import_config__user_layer_without_that_user__refused(make_layer, make_user, tmp_path, actor):
     make_user("alice")
@@ -150,8 +173,10 @@ def test_import_config__user_layer_without_that_user__refused(make_layer, make_u
 def test_tickets_store_check__small_local_memory_cache__error(settings):
     from config_registry.checks import check_tickets_store
 
-    settings.CACHES = {**settings.CACHES, "tickets": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                                      "LOCATION": "small-tickets"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "tickets": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "small-tickets"},
+    }
     errors = check_tickets_store(None)
     assert [e.id for e in errors] == ["config_registry.E003"] and "300" in errors[0].msg
 
@@ -172,8 +197,10 @@ def test_tickets_store_check__redis_that_evicts__error_naming_the_policy(setting
         client = redis.Redis.from_url(server.url)
         client.config_set("maxmemory", "64mb")
         client.config_set("maxmemory-policy", "allkeys-lru")
-        settings.CACHES = {**settings.CACHES, "tickets": {"BACKEND": "project.redis_cache.RedisCache",
-                                                          "LOCATION": server.url, "KEY_PREFIX": "t"}}
+        settings.CACHES = {
+            **settings.CACHES,
+            "tickets": {"BACKEND": "project.redis_cache.RedisCache", "LOCATION": server.url, "KEY_PREFIX": "t"},
+        }
         errors = check_tickets_store(None)
         assert [e.id for e in errors] == ["config_registry.E003"] and "allkeys-lru" in errors[0].msg
         client.config_set("maxmemory-policy", "noeviction")

@@ -15,11 +15,16 @@ from config_registry.services import key_definition_save, token_create, token_re
 
 def test_version_publish__audit_event__before_after_for_plain_keys_hash_for_secrets(make_layer, actor):
     layer = make_layer("global", {"a": 1, "db.password": "hunter2-old"}, secrets=["db.password"])
-    version_publish(layer=layer, base_version=1, set_={"a": 2, "db.password": "hunter2-new"},
-                    actor=actor, comment="rotate")
+    version_publish(
+        layer=layer, base_version=1, set_={"a": 2, "db.password": "hunter2-new"}, actor=actor, comment="rotate"
+    )
     event = AuditEvent.objects.order_by("seq").last()
     assert (event.action, event.target, event.actor, event.source) == (
-        "version.publish", "global", "admin:tester", "127.0.0.1")
+        "version.publish",
+        "global",
+        "admin:tester",
+        "127.0.0.1",
+    )
     keys = event.changes["keys"]
     assert keys["a"] == {"kind": "changed", "secret": False, "before": 1, "after": 2}
     assert keys["db.password"]["secret"] is True
@@ -42,7 +47,12 @@ def test_writes__each__record_exactly_one_event(make_layer, actor, make_user):
     counts.append(AuditEvent.objects.count())
     assert counts == [1, 2, 3, 4, 5]
     assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)) == [
-        "layer.create", "version.publish", "keydef.save", "token.create", "token.revoke"]
+        "layer.create",
+        "version.publish",
+        "keydef.save",
+        "token.create",
+        "token.revoke",
+    ]
 
 
 def test_secret_reveal__audited_with_keys_not_values(make_layer, actor):

@@ -18,11 +18,21 @@ ACTOR = Actor("cli", "test", may_write_security=True)
 
 
 def _manage(database_url: str, *args: str, stdin: str | None = None) -> str:
-    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-           "DATABASE_URL": database_url, "REDIS_URL": "",
-           "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS), "DJANGO_SECRET_KEY": settings.SECRET_KEY}
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, input=stdin,
-                            capture_output=True, text=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -38,12 +48,14 @@ def _comparable(export: dict) -> dict:
     return export
 
 
-def test_export_import__postgresql_to_sqlite_and_back__same_registry_secrets_encrypted(postgres_only, make_layer,
-                                                                                         make_user, tmp_path):
+def test_export_import__postgresql_to_sqlite_and_back__same_registry_secrets_encrypted(
+    postgres_only, make_layer, make_user, tmp_path
+):
     make_user("alice")
     key_definition_save(key="chat.max_message_length", schema={"type": "integer"}, default=2000, actor=ACTOR)
-    layer = make_layer("global", {"chat.max_message_length": 100, "db.password": "pg-secret-1"},
-                       secrets=["db.password"])
+    layer = make_layer(
+        "global", {"chat.max_message_length": 100, "db.password": "pg-secret-1"}, secrets=["db.password"]
+    )
     version_publish(layer=layer, base_version=1, set_={"db.password": "pg-secret-2"}, actor=ACTOR)
     make_layer("user:alice", {"theme": "dark"})
     original = registry_export(actor=ACTOR)

@@ -18,8 +18,15 @@ def people(settings, make_layer):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     for name in ("alice", "bob"):
         User.objects.create(username=name, password=make_password(f"pw-{name}"))
-    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "chat.max_message_length": 200,
-                          "chat.rate_limit_per_minute": 30}, secrets=["chat.signing_keys"])
+    make_layer(
+        "global",
+        {
+            "chat.signing_keys": [secrets.token_urlsafe(32)],
+            "chat.max_message_length": 200,
+            "chat.rate_limit_per_minute": 30,
+        },
+        secrets=["chat.signing_keys"],
+    )
 
 
 def _sign_in(browser, base: str, name: str):

@@ -35,8 +35,11 @@ def chat(make_layer, make_user, old_key):
     """Signing keys in global, chat limits for the chat service, users alice, bob and zoë."""
     for name in ("alice", "bob", "zoë"):
         make_user(name)
-    make_layer("global", {KEY: [old_key], "chat.max_message_length": 20, "chat.rate_limit_per_minute": 5,
-                          "chat.welcome_message": "hi"}, secrets=[KEY])
+    make_layer(
+        "global",
+        {KEY: [old_key], "chat.max_message_length": 20, "chat.rate_limit_per_minute": 5, "chat.welcome_message": "hi"},
+        secrets=[KEY],
+    )
     make_layer("service:chat", {"chat.enabled": True})
 
 
@@ -69,8 +72,14 @@ async def _publish(ref: str, values: dict, unset=()) -> None:
     def publish():
         level, _, name = ref.partition(":")
         layer = Layer.objects.get(level=level, name=name)
-        version_publish(layer=layer, base_version=layer.current_version, set_=values, unset=unset,
-                        secrets=[KEY] if KEY in values else [], actor=ACTOR)
+        version_publish(
+            layer=layer,
+            base_version=layer.current_version,
+            set_=values,
+            unset=unset,
+            secrets=[KEY] if KEY in values else [],
+            actor=ACTOR,
+        )
 
     await db_call(publish)()
 
@@ -81,13 +90,20 @@ def _run(coroutine):
 
 # Connecting -----------------------------------------------------------------------------------
 
+
 def test_chat__valid_ticket__history_then_non_secret_chat_config(chat):
     async def scenario():
         socket, history, config = await _join("lobby", "alice")
         assert history == {"type": "history", "messages": []}
-        assert config == {"type": "config", "values": {
-            "chat.enabled": True, "chat.max_message_length": 20, "chat.rate_limit_per_minute": 5,
-            "chat.welcome_message": "hi"}}
+        assert config == {
+            "type": "config",
+            "values": {
+                "chat.enabled": True,
+                "chat.max_message_length": 20,
+                "chat.rate_limit_per_minute": 5,
+                "chat.welcome_message": "hi",
+            },
+        }
         await socket.disconnect()
 
     _run(scenario())
@@ -102,7 +118,10 @@ def test_chat__two_users__messages_reach_the_room_and_are_stored(chat):
         for socket in (alice, bob):
             received = await socket.receive_json_from(timeout=5)
             assert {k: received[k] for k in ("type", "user", "text")} == {
-                "type": "message", "user": "alice", "text": "hello bob"}
+                "type": "message",
+                "user": "alice",
+                "text": "hello bob",
+            }
             assert received["id"] and received["at"]
         assert await elsewhere.receive_nothing(timeout=0.2)
         for socket in (alice, bob, elsewhere):
@@ -140,11 +159,12 @@ def test_chat__non_ascii_user_and_room__work(chat):
 
 # Refusals ------------------------------------------------------------------------------------
 
-def _forge(claims: dict, key: str, *, kid: str | None = None, headers: dict | None = None,
-           algorithm: str = ALGORITHM) -> str:
+
+def _forge(
+    claims: dict, key: str, *, kid: str | None = None, headers: dict | None = None, algorithm: str = ALGORITHM
+) -> str:
     now = timezone.now()
-    payload = {"sub": "alice", "aud": "chat", "exp": now + timedelta(seconds=60), "jti": secrets.token_hex(8),
-               **claims}
+    payload = {"sub": "alice", "aud": "chat", "exp": now + timedelta(seconds=60), "jti": secrets.token_hex(8), **claims}
     return jwt.encode(payload, key, algorithm=algorithm, headers={"kid": kid or key_id(key), **(headers or {})})
 
 
@@ -153,10 +173,21 @@ def _unsigned(header: dict, claims: dict) -> str:
     return f"{encode(header)}.{encode(claims)}."
 
 
-@pytest.mark.parametrize("forge", [
-    "missing", "garbage", "expired", "wrong_audience", "unknown_kid", "alg_none", "alg_rs256",
-    "unknown_user", "inactive_user", "no_jti",
-])
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "missing",
+        "garbage",
+        "expired",
+        "wrong_audience",
+        "unknown_kid",
+        "alg_none",
+        "alg_rs256",
+        "unknown_user",
+        "inactive_user",
+        "no_jti",
+    ],
+)
 def test_chat__bad_ticket__error_frame_then_4401(chat, old_key, forge):
     from django.contrib.auth.models import User
 
@@ -167,14 +198,18 @@ def test_chat__bad_ticket__error_frame_then_4401(chat, old_key, forge):
         "expired": _forge({"exp": timezone.now() - timedelta(seconds=5)}, old_key),
         "wrong_audience": _forge({"aud": "billing"}, old_key),
         "unknown_kid": _forge({}, secrets.token_urlsafe(32)),
-        "alg_none": _unsigned({"alg": "none", "kid": key_id(old_key)},
-                              {"sub": "alice", "aud": "chat", "exp": exp, "jti": "x"}),
-        "alg_rs256": _unsigned({"alg": "RS256", "kid": key_id(old_key)},
-                               {"sub": "alice", "aud": "chat", "exp": exp, "jti": "y"}) + "c2lnbmF0dXJl",
+        "alg_none": _unsigned(
+            {"alg": "none", "kid": key_id(old_key)}, {"sub": "alice", "aud": "chat", "exp": exp, "jti": "x"}
+        ),
+        "alg_rs256": _unsigned(
+            {"alg": "RS256", "kid": key_id(old_key)}, {"sub": "alice", "aud": "chat", "exp": exp, "jti": "y"}
+        )
+        + "c2lnbmF0dXJl",
         "unknown_user": _forge({"sub": "mallory"}, old_key),
         "inactive_user": _forge({"sub": "bob"}, old_key),
-        "no_jti": jwt.encode({"sub": "alice", "aud": "chat", "exp": exp}, old_key, algorithm="HS256",
-                             headers={"kid": key_id(old_key)}),
+        "no_jti": jwt.encode(
+            {"sub": "alice", "aud": "chat", "exp": exp}, old_key, algorithm="HS256", headers={"kid": key_id(old_key)}
+        ),
     }
     User.objects.filter(username="bob").update(is_active=False)
 
@@ -275,13 +310,18 @@ def test_chat__signing_keys_removed_from_registry__1013_and_ticket_endpoint_503(
 
 # Messages ------------------------------------------------------------------------------------
 
+
 def test_chat__breaches__error_frames_and_the_connection_stays(chat):
     async def scenario():
         socket, _, _ = await _join("lobby", "alice")
-        for frame, code in [("not json", "bad_request"), ('{"type": "message"}', "bad_request"),
-                            ('{"type": "message", "text": 5}', "bad_request"), ("[1, 2]", "bad_request"),
-                            ('{"type": "message", "text": "   "}', "bad_request"),
-                            (json.dumps({"type": "message", "text": "x" * 21}), "too_long")]:
+        for frame, code in [
+            ("not json", "bad_request"),
+            ('{"type": "message"}', "bad_request"),
+            ('{"type": "message", "text": 5}', "bad_request"),
+            ("[1, 2]", "bad_request"),
+            ('{"type": "message", "text": "   "}', "bad_request"),
+            (json.dumps({"type": "message", "text": "x" * 21}), "too_long"),
+        ]:
             await socket.send_to(text_data=frame)
             error = await socket.receive_json_from(timeout=5)
             assert (error["type"], error["code"]) == ("error", code) and error["message"]
@@ -323,6 +363,7 @@ def test_chat__frame_over_64_kib__closed_with_1009(chat):
 
 
 # Live configuration and rotation -----------------------------------------------------------------
+
 
 def test_chat__publish_changes_users_limits__new_config_frame_and_new_limit_live(chat, make_layer):
     make_layer("user:alice", {"chat.welcome_message": "hello alice"})
@@ -423,6 +464,7 @@ def test_chat__unexpected_bug__logged_with_context_and_closed_with_1011(chat, ca
 
 # Handshakes from memory ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def database_hops(monkeypatch):
     """Counts the chat's reads that need a database thread during a handshake."""
@@ -515,6 +557,7 @@ def test_chat__user_deactivated__remembered_no_longer__4401(chat):
 
 
 # One revisions membership per process -------------------------------------------------------------
+
 
 async def _revision_members() -> set[str]:
     """The channels in the revisions group, as the layer (in memory or Redis) holds them."""
@@ -626,8 +669,20 @@ def test_chat__re_resolving_after_a_publish__messages_from_the_room_keep_arrivin
         await _publish("global", {"chat.max_message_length": 40})
         assert await asyncio.to_thread(started.wait, 30)  # bob's configuration is being re-resolved, slowly
         group = consumers.room_group("lobby")  # as another process's member posts to the room
-        await get_channel_layer().group_send(group, group_message(group, {
-            "type": "chat.message", "room": "lobby", "id": 10**6, "user": "alice", "text": "meanwhile", "at": "now"}))
+        await get_channel_layer().group_send(
+            group,
+            group_message(
+                group,
+                {
+                    "type": "chat.message",
+                    "room": "lobby",
+                    "id": 10**6,
+                    "user": "alice",
+                    "text": "meanwhile",
+                    "at": "now",
+                },
+            ),
+        )
         assert (await bob.receive_json_from(timeout=5))["text"] == "meanwhile"
         release.set()
         assert (await bob.receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 40

@@ -23,22 +23,39 @@ def _run(*args) -> str:
 
 
 def test_create_service_token__prints_only_the_token__which_authenticates(db):
-    printed = _run("create_service_token", "deploy-bot", "--scopes", "config:read,secrets:read",
-                   "--environments", "production", "--services", "chat,billing", "--expires-in-days", "30")
+    printed = _run(
+        "create_service_token",
+        "deploy-bot",
+        "--scopes",
+        "config:read,secrets:read",
+        "--environments",
+        "production",
+        "--services",
+        "chat,billing",
+        "--expires-in-days",
+        "30",
+    )
     raw = printed.strip()
     assert printed == raw + "\n" and raw.startswith("crt_") and " " not in raw
     token = token_authenticate(raw)
     assert (token.name, token.scopes, token.environments, token.services) == (
-        "deploy-bot", ["config:read", "secrets:read"], ["production"], ["billing", "chat"])
+        "deploy-bot",
+        ["config:read", "secrets:read"],
+        ["production"],
+        ["billing", "chat"],
+    )
     assert token.token_hash != raw and raw not in json.dumps(list(ServiceToken.objects.values()), default=str)
     assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["x", "--scopes", "config:read,root"], "unknown scope(s) root"),
-    (["Bad Name", "--scopes", "config:read"], "name: use lowercase"),
-    (["x", "--scopes", "config:read", "--expires-in-days", "0"], "positive number of days"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["x", "--scopes", "config:read,root"], "unknown scope(s) root"),
+        (["Bad Name", "--scopes", "config:read"], "name: use lowercase"),
+        (["x", "--scopes", "config:read", "--expires-in-days", "0"], "positive number of days"),
+    ],
+)
 def test_create_service_token__bad_input__clear_error_and_nothing_created(db, args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call_command("create_service_token", *args)
@@ -53,8 +70,9 @@ def test_token_authenticate__unknown_revoked_expired__each_refused_with_reason(d
     token_revoke(token=token, actor=actor)
     with pytest.raises(TokenRejected, match="'ci' was revoked"):
         token_authenticate(raw)
-    expiring, raw2 = token_create(name="short", scopes=["config:read"], actor=actor,
-                                  expires_at=timezone.now() + timedelta(seconds=30))
+    expiring, raw2 = token_create(
+        name="short", scopes=["config:read"], actor=actor, expires_at=timezone.now() + timedelta(seconds=30)
+    )
     expiring.expires_at = timezone.now() - timedelta(seconds=1)
     expiring.save(update_fields=["expires_at"])
     with pytest.raises(TokenRejected, match="'short' expired"):
@@ -65,13 +83,18 @@ def test_resolve_config__explain__json_with_provenance_and_masked_secrets(make_l
     make_user("alice")
     make_layer("global", {"a": 1, "s": "secret-value"}, secrets=["s"])
     make_layer("user:alice", {"a": 2})
-    answer = json.loads(_run("resolve_config", "--environment", "dev", "--service", "chat",
-                             "--user", "alice", "--explain"))
+    answer = json.loads(
+        _run("resolve_config", "--environment", "dev", "--service", "chat", "--user", "alice", "--explain")
+    )
     assert answer["values"] == {"a": 2, "s": "********"}
-    assert answer["provenance"]["a"] == {"layer": "user:alice", "version": 1,
-                                         "overrides": [{"layer": "global", "version": 1}]}
-    revealed = json.loads(_run("resolve_config", "--environment", "dev", "--service", "chat",
-                               "--user", "alice", "--reveal-secrets"))
+    assert answer["provenance"]["a"] == {
+        "layer": "user:alice",
+        "version": 1,
+        "overrides": [{"layer": "global", "version": 1}],
+    }
+    revealed = json.loads(
+        _run("resolve_config", "--environment", "dev", "--service", "chat", "--user", "alice", "--reveal-secrets")
+    )
     assert revealed["values"]["s"] == "secret-value" and "provenance" not in revealed
     assert AuditEvent.objects.filter(action="secret.reveal", actor="cli").count() == 1
     with pytest.raises(CommandError, match="user 'zed' does not exist"):
@@ -79,7 +102,9 @@ def test_resolve_config__explain__json_with_provenance_and_masked_secrets(make_l
 
 
 @pytest.mark.django_db(transaction=True)
-def test_export_then_import__into_an_empty_registry__same_history_secrets_encrypted(make_layer, make_user, actor, tmp_path):
+def test_export_then_import__into_an_empty_registry__same_history_secrets_encrypted(
+    make_layer, make_user, actor, tmp_path
+):
     make_user("alice")
     layer = make_layer("global", {"a": 1, "db.password": "pw-1"}, secrets=["db.password"])
     version_publish(layer=layer, base_version=1, set_={"db.password": "pw-2"}, unset=["a"], actor=actor)

@@ -43,8 +43,12 @@ def test_version_publish__20_threads_same_base__one_wins_per_base_versions_conti
     version_publish(layer=layer, base_version=0, set_={"counter": -1}, actor=actor)
     winners = []
     for base in (1, 2, 3):
-        results = _race(20, lambda i: version_publish(
-            layer=layer, base_version=base, set_={"counter": i, f"round{base}.winner": i}, actor=Actor(f"w{i}")))
+        results = _race(
+            20,
+            lambda i, base=base: version_publish(
+                layer=layer, base_version=base, set_={"counter": i, f"round{base}.winner": i}, actor=Actor(f"w{i}")
+            ),
+        )
         won = [r for r in results if isinstance(r, LayerVersion)]
         lost = [r for r in results if isinstance(r, VersionConflict)]
         assert (len(won), len(lost)) == (1, 19), results
@@ -90,8 +94,12 @@ def test_config_resolve__while_publishing__every_answer_matches_its_revision(pos
             try:
                 for step in range(1, rounds + 1):
                     layer = low if step % 2 else high
-                    version_publish(layer=layer, base_version=bases[layer.pk], actor=actor,
-                                    set_={"step": step, "low" if layer is low else "high": step})
+                    version_publish(
+                        layer=layer,
+                        base_version=bases[layer.pk],
+                        actor=actor,
+                        set_={"step": step, "low" if layer is low else "high": step},
+                    )
                     bases[layer.pk] += 1
             finally:
                 writer_done.set()

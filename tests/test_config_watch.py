@@ -74,14 +74,17 @@ def test_watch__secrets_read__revealed(registry, make_token):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("scopes, limits, query, code, error", [
-    (None, {}, "environment=prod&service=chat", 4401, "unauthorized"),
-    (("audit:read",), {}, "environment=prod&service=chat", 4403, "forbidden"),
-    (("config:read",), {"environments": ["staging"]}, "environment=prod&service=chat", 4403, "forbidden"),
-    (("config:read",), {}, "environment=prod", 4400, "bad_request"),
-    (("config:read",), {}, "environment=Prod!&service=chat", 4400, "bad_request"),
-    (("config:read",), {}, "environment=prod&service=chat&user=carol", 4404, "not_found"),
-])
+@pytest.mark.parametrize(
+    "scopes, limits, query, code, error",
+    [
+        (None, {}, "environment=prod&service=chat", 4401, "unauthorized"),
+        (("audit:read",), {}, "environment=prod&service=chat", 4403, "forbidden"),
+        (("config:read",), {"environments": ["staging"]}, "environment=prod&service=chat", 4403, "forbidden"),
+        (("config:read",), {}, "environment=prod", 4400, "bad_request"),
+        (("config:read",), {}, "environment=Prod!&service=chat", 4400, "bad_request"),
+        (("config:read",), {}, "environment=prod&service=chat&user=carol", 4404, "not_found"),
+    ],
+)
 def test_watch__refused__error_frame_then_close_code(registry, make_token, scopes, limits, query, code, error):
     raw = make_token(*scopes, **limits) if scopes else None
 

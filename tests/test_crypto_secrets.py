@@ -64,7 +64,9 @@ def test_ciphertext__one_flipped_byte__fails_with_typed_error(make_layer):
     layer = make_layer("global", {"a.secret": "A"}, secrets=["a.secret"])
     entry = _secret_rows()[("global", "a.secret")]
     middle = len(entry.ciphertext) // 2
-    flipped = entry.ciphertext[:middle] + ("A" if entry.ciphertext[middle] != "A" else "B") + entry.ciphertext[middle + 1:]
+    flipped = (
+        entry.ciphertext[:middle] + ("A" if entry.ciphertext[middle] != "A" else "B") + entry.ciphertext[middle + 1 :]
+    )
     _raw_update(entry.pk, flipped)
     with pytest.raises(SecretUndecryptable, match="no configured key opens it, or it was altered"):
         version_states(layer, 1)
@@ -85,11 +87,14 @@ def test_decrypt__with_a_key_that_is_not_configured__raises_typed_error(settings
         crypto.decrypt(sealed, place=crypto.Place("global", "k"), version=1)
 
 
-@pytest.mark.parametrize("keys, message", [
-    ([], "CONFIG_REGISTRY_KEYS is empty"),
-    (["not-a-key"], "CONFIG_REGISTRY_KEYS entry 1 is not a Fernet key"),
-    ([Fernet.generate_key().decode(), "short"], "CONFIG_REGISTRY_KEYS entry 2 is not a Fernet key"),
-])
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ([], "CONFIG_REGISTRY_KEYS is empty"),
+        (["not-a-key"], "CONFIG_REGISTRY_KEYS entry 1 is not a Fernet key"),
+        ([Fernet.generate_key().decode(), "short"], "CONFIG_REGISTRY_KEYS entry 2 is not a Fernet key"),
+    ],
+)
 def test_key_ring__wrong_key_material__clear_error_and_failing_check(settings, keys, message):
     settings.CONFIG_REGISTRY_KEYS = keys
     with pytest.raises(KeyRingInvalid, match=message):

@@ -23,18 +23,24 @@ def database_proxy(postgres_only):
     proxy.stop()
 
 
-def test_postgres_cut_and_restored__503_and_1013_then_recovery(database_proxy, server_processes, make_layer,
-                                                                make_user, make_token, monkeypatch):
+def test_postgres_cut_and_restored__503_and_1013_then_recovery(
+    database_proxy, server_processes, make_layer, make_user, make_token, monkeypatch
+):
     import tests.conftest as conftest
 
     make_user("alice")
-    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "feature.flag": True},
-               secrets=["chat.signing_keys"])
+    make_layer(
+        "global",
+        {"chat.signing_keys": [secrets.token_urlsafe(32)], "feature.flag": True},
+        secrets=["chat.signing_keys"],
+    )
     token = make_token("config:read")
     real_url = conftest._database_url()
-    monkeypatch.setattr(conftest, "_database_url",
-                        lambda: real_url.replace(f":{connection.settings_dict['PORT'] or 5432}/",
-                                                 f":{database_proxy.port}/"))
+    monkeypatch.setattr(
+        conftest,
+        "_database_url",
+        lambda: real_url.replace(f":{connection.settings_dict['PORT'] or 5432}/", f":{database_proxy.port}/"),
+    )
     address, log = server_processes()
     resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
     assert get_json(resolve, token)[0] == 200

@@ -43,11 +43,21 @@ def test_publish__worker_killed_mid_transaction__old_version_intact_and_layer_us
 
     layer = make_layer("global", {"a": 1, "c": "keep"})
     before = (LayerVersion.objects.count(), Entry.objects.count(), AuditEvent.objects.count())
-    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-           "DATABASE_URL": _database_url(), "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
-           "DJANGO_SECRET_KEY": settings.SECRET_KEY, "DJANGO_SETTINGS_MODULE": "project.settings"}
-    worker = subprocess.Popen([sys.executable, "-c", DOOMED_PUBLISH], cwd=settings.BASE_DIR, env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DATABASE_URL": _database_url(),
+        "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", DOOMED_PUBLISH],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert worker.stdout.readline().strip() == "inside"
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)

@@ -33,8 +33,22 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)], stdout=subprocess.PIPE, text=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for line in self.process.stdout:  # its own word that it is ready, not a guess
             if "Ready to accept connections" in line:
                 return
@@ -57,11 +71,15 @@ def private_redis(tmp_path):
         redis.stop()
 
 
-def test_redis_stops_and_returns__degrades_without_1011_and_recovers(private_redis, server_processes,
-                                                                      make_layer, make_user, make_token):
+def test_redis_stops_and_returns__degrades_without_1011_and_recovers(
+    private_redis, server_processes, make_layer, make_user, make_token
+):
     make_user("alice")
-    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "feature.flag": True},
-               secrets=["chat.signing_keys"])
+    make_layer(
+        "global",
+        {"chat.signing_keys": [secrets.token_urlsafe(32)], "feature.flag": True},
+        secrets=["chat.signing_keys"],
+    )
     token = make_token("config:read")
     address, log = server_processes(redis_url=private_redis.url)
     resolve = f"http://{address}/api/v1/resolve?environment=prod&service=chat"
@@ -89,8 +107,11 @@ def test_redis_slow__messages_arrive_late_never_1011(private_redis, server_proce
 
     for name in ("alice", "bob"):
         make_user(name)
-    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100},
-               secrets=["chat.signing_keys"])
+    make_layer(
+        "global",
+        {"chat.signing_keys": [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100},
+        secrets=["chat.signing_keys"],
+    )
     proxy = TcpProxy("127.0.0.1", private_redis.port).start()
     try:
         address, log = server_processes(redis_url=f"redis://127.0.0.1:{proxy.port}/0")
@@ -99,8 +120,10 @@ def test_redis_slow__messages_arrive_late_never_1011(private_redis, server_proce
         async def scenario():
             alice, bob = [await websockets.connect(url, open_timeout=60) for url in urls]
             for socket_ in (alice, bob):
-                assert [json.loads(await asyncio.wait_for(socket_.recv(), 60))["type"] for _ in range(2)] == \
-                    ["history", "config"]
+                assert [json.loads(await asyncio.wait_for(socket_.recv(), 60))["type"] for _ in range(2)] == [
+                    "history",
+                    "config",
+                ]
             proxy.delay = 2.0  # every chunk to and from Redis now waits 2 s
             loop = asyncio.get_running_loop()
             sent = loop.time()
@@ -120,8 +143,9 @@ def test_redis_slow__messages_arrive_late_never_1011(private_redis, server_proce
     assert "Exception in ASGI application" not in log.read_text()
 
 
-def test_redis_restarts_empty__processes_rejoin_their_rooms_and_catch_up(private_redis, server_processes,
-                                                                         make_layer, make_user):
+def test_redis_restarts_empty__processes_rejoin_their_rooms_and_catch_up(
+    private_redis, server_processes, make_layer, make_user
+):
     """Redis keeps nothing on disk: a restart forgets which processes are in which room. Each process
     joins its groups again (here every second), so a room shared by two processes works again, and
     a publish made meanwhile still reaches the connections of the process that was out."""
@@ -132,18 +156,32 @@ def test_redis_restarts_empty__processes_rejoin_their_rooms_and_catch_up(private
 
     for name in ("alice", "bob"):
         make_user(name)
-    make_layer("global", {"chat.signing_keys": [secrets.token_urlsafe(32)], "chat.rate_limit_per_minute": 100,
-                          "chat.max_message_length": 100}, secrets=["chat.signing_keys"])
+    make_layer(
+        "global",
+        {
+            "chat.signing_keys": [secrets.token_urlsafe(32)],
+            "chat.rate_limit_per_minute": 100,
+            "chat.max_message_length": 100,
+        },
+        secrets=["chat.signing_keys"],
+    )
     refresh = {"CHANNEL_GROUP_REFRESH_SECONDS": "1"}
-    (first, first_log), (second, second_log) = [server_processes(redis_url=private_redis.url, environment=refresh)
-                                                for _ in range(2)]
-    urls = [f"ws://{address}/ws/chat/lobby/?ticket={ticket_issue(username=name).token}"
-            for address, name in ((first, "alice"), (second, "bob"))]
+    (first, first_log), (second, second_log) = [
+        server_processes(redis_url=private_redis.url, environment=refresh) for _ in range(2)
+    ]
+    urls = [
+        f"ws://{address}/ws/chat/lobby/?ticket={ticket_issue(username=name).token}"
+        for address, name in ((first, "alice"), (second, "bob"))
+    ]
 
     def publish():
         layer = Layer.objects.get(level="global")
-        version_publish(layer=layer, base_version=layer.current_version, set_={"chat.max_message_length": 200},
-                        actor=Actor("admin:tester", may_write_security=True))
+        version_publish(
+            layer=layer,
+            base_version=layer.current_version,
+            set_={"chat.max_message_length": 200},
+            actor=Actor("admin:tester", may_write_security=True),
+        )
 
     async def frame_of(socket_, kind: str, timeout: float) -> dict:
         while True:

@@ -17,8 +17,9 @@ from config_registry.asyncdb import db_call
 from config_registry.models import Layer
 from project.asgi import application
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def _nested(depth: int, leaf: str = "0") -> str:
@@ -26,12 +27,18 @@ def _nested(depth: int, leaf: str = "0") -> str:
 
 
 surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
-texts = st.one_of(st.text(max_size=40), surrogates.map(lambda s: "a" + s + "b"), st.just("a\x00b"),
-                  st.text(st.characters(codec="utf-8"), max_size=10))
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30),
-                    st.floats(allow_nan=False, allow_infinity=False), texts)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=8) | st.dictionaries(texts, inner, max_size=8),
-                      max_leaves=40)
+texts = st.one_of(
+    st.text(max_size=40),
+    surrogates.map(lambda s: "a" + s + "b"),
+    st.just("a\x00b"),
+    st.text(st.characters(codec="utf-8"), max_size=10),
+)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False, allow_infinity=False), texts
+)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=8) | st.dictionaries(texts, inner, max_size=8), max_leaves=40
+)
 # Raw JSON text of a value: what a client can send, including what Python's json cannot produce.
 value_texts = st.one_of(
     values.map(json.dumps),  # surrogates travel as \ud800 escapes, as the review sent them
@@ -39,7 +46,9 @@ value_texts = st.one_of(
     st.integers(1, 40).map(lambda depth: _nested(depth, '{"a": "x"}')),
     st.integers(4301, 6000).map(lambda digits: "9" * digits),  # past Python's int digits limit
     st.sampled_from(["1e400", "-1e400", '"\\u0000"', '"\\udfff"', '{"\\ud800": 1}', "[" * 5000]),
-    st.lists(st.just('"' + "w" * 1000 + '"'), min_size=200, max_size=300).map(lambda items: "[" + ",".join(items) + "]"),
+    st.lists(st.just('"' + "w" * 1000 + '"'), min_size=200, max_size=300).map(
+        lambda items: "[" + ",".join(items) + "]"
+    ),
 )
 
 
@@ -64,8 +73,8 @@ def test_fuzz__generated_values__publish_resolve_history_audit_admin_never_fail(
     def round_trip(value, secret):
         base = Layer.objects.get(pk=layer_pk).current_version
         key = "fuzz.secret" if secret else "fuzz.plain"  # secret-ness sticks to a key
-        body = '{"base_version": %d, "set": {"%s": %s}, "secrets": %s}' % (
-            base, key, value, f'["{key}"]' if secret else "[]")
+        secrets = f'["{key}"]' if secret else "[]"
+        body = f'{{"base_version": {base}, "set": {{"{key}": {value}}}, "secrets": {secrets}}}'
         answer = api.generic("POST", "/api/v1/layers/global/versions", body, content_type="application/json")
         assert answer.status_code in (201, 400), (answer.status_code, answer.content[:300])
         if answer.status_code == 400 and "nothing to publish" in answer.content.decode():
@@ -79,11 +88,19 @@ def test_fuzz__generated_values__publish_resolve_history_audit_admin_never_fail(
             # As JSON numbers (PostgreSQL's jsonb writes 1.5e+17 as 150000000000000000: the same number).
             exact = {"parse_float": Decimal, "parse_int": Decimal}
             assert json.loads(resolved.content, **exact)["values"]["fuzz.plain"] == json.loads(value, **exact)
-        for path in (f"/api/v1/layers/global/versions/{now}", f"/api/v1/layers/global/diff?from={max(now - 1, 0)}&to={now}",
-                     "/api/v1/layers/global", "/api/v1/audit?page_size=5"):
+        for path in (
+            f"/api/v1/layers/global/versions/{now}",
+            f"/api/v1/layers/global/diff?from={max(now - 1, 0)}&to={now}",
+            "/api/v1/layers/global",
+            "/api/v1/audit?page_size=5",
+        ):
             assert api.get(path).status_code == 200, path
-        for path in (f"layer/{layer_pk}/change/", f"layer/{layer_pk}/history/", f"layer/{layer_pk}/diff/",
-                     "auditevent/"):
+        for path in (
+            f"layer/{layer_pk}/change/",
+            f"layer/{layer_pk}/history/",
+            f"layer/{layer_pk}/diff/",
+            "auditevent/",
+        ):
             assert client.get(f"/admin/config_registry/{path}").status_code == 200, path
 
     round_trip()
@@ -96,21 +113,30 @@ frames = st.one_of(
     values.map(json.dumps),
     st.text(max_size=200),
     st.integers(1, 30_000).map(_nested),
-    st.sampled_from(['{"type": "message", "text": "a\\ud800"}', '{"type": "message", "text": "a\\u0000b"}',
-                     '{"type": "message"}', '{"type": "message", "text": 1e400}', "{", "null", '"\\ud800"']),
+    st.sampled_from(
+        [
+            '{"type": "message", "text": "a\\ud800"}',
+            '{"type": "message", "text": "a\\u0000b"}',
+            '{"type": "message"}',
+            '{"type": "message", "text": 1e400}',
+            "{",
+            "null",
+            '"\\ud800"',
+        ]
+    ),
 )
 
 
 @pytest.fixture
 def chat_room(transactional_db, make_layer, make_user):
     make_user("alice")
-    make_layer("global", {"chat.signing_keys": ["k" * 40], "chat.rate_limit_per_minute": 100000},
-               secrets=["chat.signing_keys"])
+    make_layer(
+        "global", {"chat.signing_keys": ["k" * 40], "chat.rate_limit_per_minute": 100000}, secrets=["chat.signing_keys"]
+    )
 
 
 def test_fuzz__generated_chat_frames__each_answered_never_closed(chat_room):
-    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(batch=st.lists(frames.filter(bool), min_size=1, max_size=12))  # the test client sends no empty frame
     def conversation(batch):
         async def scenario():

@@ -21,9 +21,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _frames(rng: random.Random, count: int) -> list[str]:
     """A deterministic mix of the classes the review found: surrogates, NUL, depth, junk, width."""
     makers = [
-        lambda: json.dumps({"type": "message", "text": "".join(chr(rng.randrange(0x10FFFF)) for _ in range(5))
-                            .encode("utf-8", "surrogatepass").decode("utf-8", "replace")}),
-        lambda: '{"type": "message", "text": "a\\u%04x"}' % rng.randrange(0xD800, 0xE000),
+        lambda: json.dumps(
+            {
+                "type": "message",
+                "text": "".join(chr(rng.randrange(0x10FFFF)) for _ in range(5))
+                .encode("utf-8", "surrogatepass")
+                .decode("utf-8", "replace"),
+            }
+        ),
+        lambda: '{"type": "message", "text": "a\\u' + f"{rng.randrange(0xD800, 0xE000):04x}" + '"}',
         lambda: '{"type": "message", "text": "x\\u0000y"}',
         lambda: "[" * rng.randrange(1, 40_000) + "]" * rng.randrange(0, 3),
         lambda: "".join(rng.choice('{}[]",:0123456789truefalsnul\\') for _ in range(rng.randrange(1, 300))),
@@ -37,8 +43,11 @@ def _frames(rng: random.Random, count: int) -> list[str]:
 @pytest.fixture
 def live_chat(make_layer, make_user, asgi_server):
     make_user("alice")
-    make_layer("global", {"chat.signing_keys": ["k" * 40], "chat.rate_limit_per_minute": 100000,
-                          "chat.max_message_length": 10_000}, secrets=["chat.signing_keys"])
+    make_layer(
+        "global",
+        {"chat.signing_keys": ["k" * 40], "chat.rate_limit_per_minute": 100000, "chat.max_message_length": 10_000},
+        secrets=["chat.signing_keys"],
+    )
     return asgi_server
 
 
@@ -49,8 +58,9 @@ def test_fuzz_live__chat_frames__every_frame_answered_no_1011_no_error_logged(li
     async def scenario():
         for batch in batches:
             ticket = await asyncio.to_thread(ticket_issue, username="alice")
-            async with websockets.connect(f"ws://{live_chat}/ws/chat/fuzz/?ticket={ticket.token}",
-                                          open_timeout=10, max_size=2**20) as socket:
+            async with websockets.connect(
+                f"ws://{live_chat}/ws/chat/fuzz/?ticket={ticket.token}", open_timeout=10, max_size=2**20
+            ) as socket:
                 await asyncio.wait_for(socket.recv(), 10)  # history
                 await asyncio.wait_for(socket.recv(), 10)  # config
                 for frame in batch:
@@ -82,8 +92,9 @@ def test_fuzz_live__handshakes__refused_with_application_codes_never_500_or_1011
         codes = []
         for path, headers in attempts:
             try:
-                async with websockets.connect(f"ws://{live_chat}{path}", open_timeout=10,
-                                              additional_headers=headers) as socket:
+                async with websockets.connect(
+                    f"ws://{live_chat}{path}", open_timeout=10, additional_headers=headers
+                ) as socket:
                     while True:
                         await asyncio.wait_for(socket.recv(), 10)
             except websockets.ConnectionClosed as closed:

@@ -28,22 +28,35 @@ def _get(address: str, path: str, token: str) -> tuple[int, dict]:
 
 def _publish(address: str, token: str, base: int, values: dict) -> int:
     request = urllib.request.Request(
-        f"http://{address}/api/v1/layers/global/versions", method="POST",
+        f"http://{address}/api/v1/layers/global/versions",
+        method="POST",
         data=json.dumps({"base_version": base, "set": values, "secrets": list(values)}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status
 
 
 def _rotate_keys(keys: list[str]) -> subprocess.CompletedProcess:
-    env = {"DATABASE_URL": _database_url(), "CONFIG_REGISTRY_KEYS": ",".join(keys),
-           "DJANGO_SECRET_KEY": settings.SECRET_KEY, "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "manage.py", "rotate_keys"], cwd=settings.BASE_DIR, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        "DATABASE_URL": _database_url(),
+        "CONFIG_REGISTRY_KEYS": ",".join(keys),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "rotate_keys"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_rotation_runbook__rolling_restarts__every_step_answered_nothing_unreadable(
-        server_processes, make_layer, make_token, registry_keys):
+    server_processes, make_layer, make_token, registry_keys
+):
     old, new = registry_keys[0], Fernet.generate_key().decode()
     make_layer("global", {"db.password": "first"}, secrets=["db.password"])  # version 1, under the old key
     token = make_token("config:read", "config:write", "secrets:read")

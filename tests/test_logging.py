@@ -12,10 +12,16 @@ def _record(message: str, *args, exc_info=None) -> logging.LogRecord:
 
 
 def test_redact__ticket_and_token_in_a_handshake_line__replaced():
-    record = _record('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000",
-                     "/ws/chat/lobby/?ticket=eyJhbGciOiJIUzI1NiJ9.e30.sig&x=1&token=crt_abc")
+    record = _record(
+        '%s - "WebSocket %s" [accepted]',
+        "127.0.0.1:5000",
+        "/ws/chat/lobby/?ticket=eyJhbGciOiJIUzI1NiJ9.e30.sig&x=1&token=crt_abc",
+    )
     assert RedactSecrets().filter(record)
-    assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /ws/chat/lobby/?ticket=[redacted]&x=1&token=[redacted]" [accepted]'
+    assert (
+        record.getMessage()
+        == '127.0.0.1:5000 - "WebSocket /ws/chat/lobby/?ticket=[redacted]&x=1&token=[redacted]" [accepted]'
+    )
 
 
 def test_json_formatter__one_object_per_line_with_the_exception():

@@ -29,8 +29,11 @@ def _legacy_seal(value, ref: str, key: str) -> str:
 
 
 def _legacy_hash(seq, at, actor, action, target, source, changes, prev):
-    payload = json.dumps([seq, at.astimezone(UTC).isoformat(), actor, action, target, source, changes, prev],
-                         sort_keys=True, separators=(",", ":"))
+    payload = json.dumps(
+        [seq, at.astimezone(UTC).isoformat(), actor, action, target, source, changes, prev],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -52,14 +55,23 @@ def _old_registry(apps, *, tamper: bool = False):
     Event, State = apps.get_model("config_registry", "AuditEvent"), apps.get_model("config_registry", "RegistryState")
     layer = Layer_.objects.create(level="global", name="", current_version=2)
     for number, password in ((1, "first"), (2, "second")):
-        version = Version.objects.create(layer=layer, number=number, revision=number, author="old",
-                                         created_at=datetime.now(UTC))
-        Entry_.objects.create(version=version, key="db.password", secret=True,
-                              ciphertext=_legacy_seal(password, "global", "db.password"))
+        version = Version.objects.create(
+            layer=layer, number=number, revision=number, author="old", created_at=datetime.now(UTC)
+        )
+        Entry_.objects.create(
+            version=version, key="db.password", secret=True, ciphertext=_legacy_seal(password, "global", "db.password")
+        )
     prev = "0" * 64
     for seq in (1, 2, 3):
-        fields = dict(seq=seq, at=datetime(2026, 1, seq, tzinfo=UTC), actor="old", action="version.publish",
-                      target="global", source="", changes={"version": seq})
+        fields = dict(
+            seq=seq,
+            at=datetime(2026, 1, seq, tzinfo=UTC),
+            actor="old",
+            action="version.publish",
+            target="global",
+            source="",
+            changes={"version": seq},
+        )
         digest = _legacy_hash(*fields.values(), prev)
         if tamper and seq == 2:
             fields["changes"] = {"version": 99}
@@ -99,8 +111,12 @@ def test_upgrade__a_legacy_ciphertext_left_behind__refused_until_rotate_keys(old
     report = keys_rotate(actor=Actor("cli", "manage.py", may_write_security=True))
     assert report.rewritten == 1 and not report.unreadable
     assert version_states(layer, 2)["db.password"].value == "second"
-    assert crypto.reencrypt(Entry.objects.get(pk=entry.pk).ciphertext, place=crypto.Place("global", "db.password"),
-                            version=2) is None
+    assert (
+        crypto.reencrypt(
+            Entry.objects.get(pk=entry.pk).ciphertext, place=crypto.Place("global", "db.password"), version=2
+        )
+        is None
+    )
 
 
 def test_upgrade__old_chain_already_broken__upgrade_stops_naming_the_event(old_schema):

@@ -25,8 +25,12 @@ def two_servers(shared_services, server_processes):
 
 
 def _http(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, json.loads(response.read())
 
@@ -40,16 +44,22 @@ def test_publish_through_one_process__seen_and_pushed_by_the_other(two_servers, 
     resolve = f"http://{second}/api/v1/resolve?environment=prod&service=chat"
 
     async def scenario():
-        async with websockets.connect(f"ws://{second}/ws/config/?environment=prod&service=chat",
-                                      additional_headers={"Authorization": f"Bearer {token}"},
-                                      open_timeout=60) as watch:
+        async with websockets.connect(
+            f"ws://{second}/ws/config/?environment=prod&service=chat",
+            additional_headers={"Authorization": f"Bearer {token}"},
+            open_timeout=60,
+        ) as watch:
             initial = json.loads(await asyncio.wait_for(watch.recv(), 30))
             assert initial["values"] == {"feature.flag": False}
             assert (await asyncio.to_thread(_http, "GET", resolve, token))[1]["values"] == {"feature.flag": False}
 
             status, version = await asyncio.to_thread(
-                _http, "POST", f"http://{first}/api/v1/layers/global/versions", token,
-                {"base_version": 1, "set": {"feature.flag": True}})
+                _http,
+                "POST",
+                f"http://{first}/api/v1/layers/global/versions",
+                token,
+                {"base_version": 1, "set": {"feature.flag": True}},
+            )
             assert (status, version["version"]) == (201, 2)
 
             answer = (await asyncio.to_thread(_http, "GET", resolve, token))[1]
@@ -62,7 +72,8 @@ def test_publish_through_one_process__seen_and_pushed_by_the_other(two_servers, 
 
 
 def test_publishes_through_one_process__each_seen_by_the_very_next_resolve_through_the_other(
-        two_servers, make_layer, make_token):
+    two_servers, make_layer, make_token
+):
     """Processes learn positions from the feed, not per request: no publish may be missed."""
     make_layer("global", {"counter": 0})
     token = make_token("config:read", "config:write")
@@ -70,7 +81,11 @@ def test_publishes_through_one_process__each_seen_by_the_very_next_resolve_throu
     resolve = f"http://{second}/api/v1/resolve?environment=prod&service=chat"
     assert _http("GET", resolve, token)[1]["values"] == {"counter": 0}
     for number in range(1, 21):
-        status, _ = _http("POST", f"http://{first}/api/v1/layers/global/versions", token,
-                          {"base_version": number, "set": {"counter": number}})
+        status, _ = _http(
+            "POST",
+            f"http://{first}/api/v1/layers/global/versions",
+            token,
+            {"base_version": number, "set": {"counter": number}},
+        )
         assert status == 201
         assert _http("GET", resolve, token)[1]["values"] == {"counter": number}

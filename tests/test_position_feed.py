@@ -105,6 +105,7 @@ def test_feed__inside_a_transaction__reads_what_the_transaction_sees(feed_redis)
 
 # Rate limits in batches ---------------------------------------------------------------------
 
+
 @pytest.fixture
 def frozen_clock(monkeypatch):
     """ratelimit's monotonic clock, moved by hand (the window itself follows the wall clock)."""

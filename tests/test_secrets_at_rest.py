@@ -38,10 +38,23 @@ def _pg_dump() -> bytes:
     if not shutil.which("pg_dump"):
         pytest.skip("pg_dump is not installed")
     params = connection.get_connection_params()
-    command = ["pg_dump", "--data-only", "-h", params.get("host") or "127.0.0.1",
-               "-p", str(params.get("port") or 5432), "-U", params.get("user") or "postgres", params["dbname"]]
-    result = subprocess.run(command, capture_output=True, check=True,
-                            env={"PGPASSWORD": params.get("password") or "", "PATH": "/usr/bin:/bin"})
+    command = [
+        "pg_dump",
+        "--data-only",
+        "-h",
+        params.get("host") or "127.0.0.1",
+        "-p",
+        str(params.get("port") or 5432),
+        "-U",
+        params.get("user") or "postgres",
+        params["dbname"],
+    ]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        check=True,
+        env={"PGPASSWORD": params.get("password") or "", "PATH": "/usr/bin:/bin"},
+    )
     return result.stdout
 
 

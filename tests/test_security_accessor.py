@@ -41,7 +41,8 @@ def test_security_secret__absent__missing_error_says_what_to_publish(db, setting
         security.security_secret(KEY)
     assert str(raised.value) == (
         "chat.signing_keys is not published for environment 'development', service 'chat': publish it "
-        "as a secret in the global, environment:development or service:chat layer")
+        "as a secret in the global, environment:development or service:chat layer"
+    )
 
 
 def test_security_secret__published_in_plain_text__refused(make_layer):

@@ -13,10 +13,10 @@ def stack(make_layer, make_user):
     make_user("alice", "staff", "beta")
     make_user("bob", "beta")
     return {
-        "global": make_layer("global", {"level": "global", "color": "grey", "db.password": "g"},
-                             secrets=["db.password"]),
-        "env": make_layer("environment:prod", {"level": "environment", "db.password": "p"},
-                          secrets=["db.password"]),
+        "global": make_layer(
+            "global", {"level": "global", "color": "grey", "db.password": "g"}, secrets=["db.password"]
+        ),
+        "env": make_layer("environment:prod", {"level": "environment", "db.password": "p"}, secrets=["db.password"]),
         "service": make_layer("service:chat", {"level": "service"}),
         "staff": make_layer("group:staff", {"level": "group:staff", "color": "red"}, priority=10),
         "beta": make_layer("group:beta", {"level": "group:beta", "color": "blue", "beta": True}, priority=5),
@@ -30,8 +30,11 @@ def test_config_resolve__full_stack__user_over_groups_over_service_over_environm
     assert resolved.secrets == {"db.password"}
     assert resolved.context == {"environment": "prod", "service": "chat", "user": "alice"}
     color = resolved.as_dict(explain=True)["provenance"]["color"]
-    assert color == {"layer": "group:staff", "version": 1, "overrides": [
-        {"layer": "group:beta", "version": 1}, {"layer": "global", "version": 1}]}
+    assert color == {
+        "layer": "group:staff",
+        "version": 1,
+        "overrides": [{"layer": "group:beta", "version": 1}, {"layer": "global", "version": 1}],
+    }
 
 
 def test_config_resolve__other_user__gets_only_their_own_layers(stack):
@@ -58,8 +61,12 @@ def test_config_resolve__user_joins_group__revision_moves_and_values_follow(stac
 def test_config_resolve__reveal__decrypts_only_the_winner(stack, actor):
     resolved = config_resolve(environment="prod", service="chat", user="alice", reveal_secrets=True, actor=actor)
     assert resolved.values["db.password"] == "p"
-    assert config_resolve(environment="dev", service="chat", user=None, reveal_secrets=True,
-                          actor=actor).values["db.password"] == "g"
+    assert (
+        config_resolve(environment="dev", service="chat", user=None, reveal_secrets=True, actor=actor).values[
+            "db.password"
+        ]
+        == "g"
+    )
 
 
 def test_config_resolve__reveal_without_actor__refused(stack):

@@ -51,10 +51,23 @@ class ServeProd:
 
     def __init__(self, env: dict[str, str], http_port: int, ws_port: int):
         self.process = subprocess.Popen(
-            ["make", "--no-print-directory", "serve-prod", "HOST=127.0.0.1", f"PORT={http_port}",
-             f"WS_PORT={ws_port}", "HTTP_WORKERS=2", f"WS_WORKERS={WS_WORKERS}"],
-            cwd=settings.BASE_DIR, env=env, start_new_session=True, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                "make",
+                "--no-print-directory",
+                "serve-prod",
+                "HOST=127.0.0.1",
+                f"PORT={http_port}",
+                f"WS_PORT={ws_port}",
+                "HTTP_WORKERS=2",
+                f"WS_WORKERS={WS_WORKERS}",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            start_new_session=True,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -85,21 +98,31 @@ class ServeProd:
 @pytest.fixture
 def production(make_user, make_layer, make_token):
     if not (database_is_postgres() and settings.REDIS_URL):
-        pytest.skip("needs PostgreSQL and Redis: run with DATABASE_URL=postgres://… and REDIS_URL=redis://… "
-                    "(the production layout runs on them)")
+        pytest.skip(
+            "needs PostgreSQL and Redis: run with DATABASE_URL=postgres://… and REDIS_URL=redis://… "
+            "(the production layout runs on them)"
+        )
     make_user("alice")
     make_layer("global", {KEY: ["k" * 43], "chat.max_message_length": 500}, secrets=[KEY])
     token = make_token("chat:ticket", "config:read")
-    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-           "DEBUG": "false", "DJANGO_SECRET_KEY": "k" + "x7Q2" * 16, "ALLOWED_HOSTS": "127.0.0.1",
-           "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS), "TRUST_X_FORWARDED_PROTO": "true",
-           "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL, "LOG_LEVEL": "INFO"}
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DEBUG": "false",
+        "DJANGO_SECRET_KEY": "k" + "x7Q2" * 16,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
+        "TRUST_X_FORWARDED_PROTO": "true",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "LOG_LEVEL": "INFO",
+    }
     return env, token
 
 
 def _http(method: str, url: str, headers: dict, body: dict | None = None) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        url, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, dict(response.headers), response.read()
 
@@ -123,13 +146,18 @@ def test_serve_prod__http_and_websockets_on_their_ports__and_all_of_it_stops(pro
         status, headers, body = _http("GET", f"{http}/static/admin/css/base.css", BEHIND_THE_PROXY)
         assert status == 200 and headers["Content-Type"].startswith("text/css") and body  # collected, served
 
-        _, _, body = _http("POST", f"{http}/api/v1/chat/ticket", BEHIND_THE_PROXY | {
-            "Authorization": f"Bearer {token}", "Content-Type": "application/json"}, {"user": "alice"})
+        _, _, body = _http(
+            "POST",
+            f"{http}/api/v1/chat/ticket",
+            BEHIND_THE_PROXY | {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            {"user": "alice"},
+        )
         ticket = json.loads(body)["ticket"]
 
         async def chat():
-            async with websockets.connect(f"ws://127.0.0.1:{ws_port}/ws/chat/lobby/?ticket={ticket}",
-                                          origin="http://127.0.0.1", open_timeout=60) as ws:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{ws_port}/ws/chat/lobby/?ticket={ticket}", origin="http://127.0.0.1", open_timeout=60
+            ) as ws:
                 frames = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in range(2)]
                 assert [frame["type"] for frame in frames] == ["history", "config"]
                 assert frames[1]["values"]["chat.max_message_length"] == 500

@@ -15,8 +15,9 @@ def _values(layer, number):
 
 def test_version_publish__from_base__new_version_has_base_plus_set_minus_unset(make_layer, actor):
     layer = make_layer("global", {"a": 1, "b": 2, "c": 3})
-    version = version_publish(layer=layer, base_version=1, set_={"b": 20, "d": 4}, unset=["c"],
-                              actor=actor, comment="tune")
+    version = version_publish(
+        layer=layer, base_version=1, set_={"b": 20, "d": 4}, unset=["c"], actor=actor, comment="tune"
+    )
     assert (version.number, version.author, version.comment) == (2, "admin:tester", "tune")
     assert _values(layer, 2) == {"a": 1, "b": 20, "d": 4}
     assert _values(layer, 1) == {"a": 1, "b": 2, "c": 3}  # the old version is untouched
@@ -51,23 +52,25 @@ def test_version_publish__stale_base__raises_conflict_and_writes_nothing(make_la
     with pytest.raises(VersionConflict) as raised:
         version_publish(layer=layer, base_version=1, set_={"a": 3}, actor=actor)
     assert raised.value.current == 2
-    assert str(raised.value) == ("layer global is at version 2, your change was based on 1: "
-                                 "reload and reapply")
+    assert str(raised.value) == ("layer global is at version 2, your change was based on 1: reload and reapply")
     assert LayerVersion.objects.filter(layer=layer).count() == 2
     assert (registry_revision(), AuditEvent.objects.count()) == (revision, events)
 
 
-@pytest.mark.parametrize("set_, unset, secrets, field", [
-    ({"Bad Key": 1}, [], [], "Bad Key"),
-    ({"a..b": 1}, [], [], "a..b"),
-    ({"x" * 201: 1}, [], [], "x" * 201),
-    ({"a": 1}, ["a"], [], "a"),
-    ({"a": 1}, [], ["b"], "b"),
-    ({"a": float("nan")}, [], [], "a"),
-    ({"a": {1, 2}}, [], [], "a"),
-    ({"a": "x" * 300_000}, [], [], "a"),
-    ({}, ["missing"], [], "missing"),
-])
+@pytest.mark.parametrize(
+    "set_, unset, secrets, field",
+    [
+        ({"Bad Key": 1}, [], [], "Bad Key"),
+        ({"a..b": 1}, [], [], "a..b"),
+        ({"x" * 201: 1}, [], [], "x" * 201),
+        ({"a": 1}, ["a"], [], "a"),
+        ({"a": 1}, [], ["b"], "b"),
+        ({"a": float("nan")}, [], [], "a"),
+        ({"a": {1, 2}}, [], [], "a"),
+        ({"a": "x" * 300_000}, [], [], "a"),
+        ({}, ["missing"], [], "missing"),
+    ],
+)
 def test_version_publish__bad_input__names_the_key_and_writes_nothing(make_layer, actor, set_, unset, secrets, field):
     layer = make_layer("global", {"keep": 1})
     with pytest.raises(InvalidInput) as raised:
@@ -88,8 +91,12 @@ def test_version_publish__value_violating_schema__rejected_key_by_key(make_layer
     key_definition_save(key="chat.enabled", schema={"type": "boolean"}, actor=actor)
     layer = make_layer("global")
     with pytest.raises(InvalidInput) as raised:
-        version_publish(layer=layer, base_version=0, actor=actor,
-                        set_={"chat.max_message_length": 0, "chat.enabled": "yes", "free": "x"})
+        version_publish(
+            layer=layer,
+            base_version=0,
+            actor=actor,
+            set_={"chat.max_message_length": 0, "chat.enabled": "yes", "free": "x"},
+        )
     assert raised.value.errors == {
         "chat.max_message_length": "0 is less than the minimum of 1",
         "chat.enabled": "'yes' is not of type 'boolean'",
@@ -125,8 +132,12 @@ def test_version_publish__key_defined_secret__encrypted_even_if_not_flagged(make
 
 def test_layer_create__bad_or_unknown_subjects__clear_errors(db, actor, make_user):
     make_user("alice")
-    for ref, message in [("user:nobody", "no user named 'nobody'"), ("group:ghosts", "no group named 'ghosts'"),
-                         ("planet:mars", "is not one of global"), ("environment:Prod", "not a valid environment name")]:
+    for ref, message in [
+        ("user:nobody", "no user named 'nobody'"),
+        ("group:ghosts", "no group named 'ghosts'"),
+        ("planet:mars", "is not one of global"),
+        ("environment:Prod", "not a valid environment name"),
+    ]:
         with pytest.raises(InvalidInput, match=message):
             layer_create(ref=ref, actor=actor)
     layer_create(ref="user:alice", actor=actor)
@@ -163,14 +174,17 @@ def test_version_rollback__to_value_now_violating_schema__refused(make_layer, ac
 
 def test_version_diff__between_any_versions__added_removed_changed_and_secrets_only_changed(make_layer, actor):
     layer = make_layer("global", {"a": 1, "gone": True, "s": "old-secret"}, secrets=["s"])
-    version_publish(layer=layer, base_version=1, set_={"a": 2, "new": [1], "s": "new-secret"},
-                    unset=["gone"], actor=actor)
+    version_publish(
+        layer=layer, base_version=1, set_={"a": 2, "new": [1], "s": "new-secret"}, unset=["gone"], actor=actor
+    )
     diff = diff_as_dict(version_diff(layer=layer, from_number=1, to_number=2))
     assert diff == {
         "added": {"new": {"kind": "added", "secret": False, "after": [1]}},
         "removed": {"gone": {"kind": "removed", "secret": False, "before": True}},
-        "changed": {"a": {"kind": "changed", "secret": False, "before": 1, "after": 2},
-                    "s": {"kind": "changed", "secret": True}},
+        "changed": {
+            "a": {"kind": "changed", "secret": False, "before": 1, "after": 2},
+            "s": {"kind": "changed", "secret": True},
+        },
     }
     assert "secret" not in str(diff).replace("'secret'", "")
     assert diff_as_dict(version_diff(layer=layer, from_number=2, to_number=1))["added"].keys() == {"gone"}
@@ -181,11 +195,15 @@ def test_versions_and_entries__orm_edits_and_deletes__refused(make_layer):
     layer = make_layer("global", {"a": 1})
     version, entry = layer.versions.get(), Entry.objects.get(key="a")
     version.comment = "rewritten history"
-    for attempt in (version.save, version.delete, entry.delete,
-                    lambda: LayerVersion.objects.filter(pk=version.pk).update(comment="x"),
-                    lambda: Entry.objects.filter(pk=entry.pk).update(value=2),
-                    lambda: Entry.objects.all().delete(),
-                    lambda: AuditEvent.objects.all().delete()):
+    for attempt in (
+        version.save,
+        version.delete,
+        entry.delete,
+        lambda: LayerVersion.objects.filter(pk=version.pk).update(comment="x"),
+        lambda: Entry.objects.filter(pk=entry.pk).update(value=2),
+        lambda: Entry.objects.all().delete(),
+        lambda: AuditEvent.objects.all().delete(),
+    ):
         with pytest.raises(ImmutableRecord):
             attempt()
     assert LayerVersion.objects.get().comment == ""

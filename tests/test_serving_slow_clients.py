@@ -23,13 +23,35 @@ def gunicorn(tmp_path):
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     log = tmp_path / "gunicorn.log"
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
-           "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS), "DJANGO_SECRET_KEY": settings.SECRET_KEY}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CONFIG_REGISTRY_KEYS": ",".join(settings.CONFIG_REGISTRY_KEYS),
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+    }
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py", "--workers", "1", "--threads", "2",
-             "--bind", f"fd://{sock.fileno()}", "project.wsgi:application"],
-            cwd=settings.BASE_DIR, env=env, pass_fds=[sock.fileno()], stdout=output, stderr=output)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "project/gunicorn.conf.py",
+                "--workers",
+                "1",
+                "--threads",
+                "2",
+                "--bind",
+                f"fd://{sock.fileno()}",
+                "project.wsgi:application",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            pass_fds=[sock.fileno()],
+            stdout=output,
+            stderr=output,
+        )
     port = sock.getsockname()[1]
     sock.close()
     try:

@@ -28,14 +28,17 @@ def test_find_environment_reads__the_project__finds_none():
     assert find_environment_reads(ROOT) == []
 
 
-@pytest.mark.parametrize("source, code", [
-    ("import os\nSECRET = os.environ['SERVICE_SECRET']\n", "os.environ"),
-    ("import os\nSECRET = os.getenv('SERVICE_SECRET')\n", "os.getenv"),
-    ("import os as o\nSECRET = o.environ.get('SERVICE_SECRET')\n", "o.environ"),
-    ("from os import environ\n", "from os import environ"),
-    ("from os import getenv as g\n", "from os import getenv"),
-    ("import environ\nenv = environ.Env()\n", "import environ (django-environ)"),
-])
+@pytest.mark.parametrize(
+    "source, code",
+    [
+        ("import os\nSECRET = os.environ['SERVICE_SECRET']\n", "os.environ"),
+        ("import os\nSECRET = os.getenv('SERVICE_SECRET')\n", "os.getenv"),
+        ("import os as o\nSECRET = o.environ.get('SERVICE_SECRET')\n", "o.environ"),
+        ("from os import environ\n", "from os import environ"),
+        ("from os import getenv as g\n", "from os import getenv"),
+        ("import environ\nenv = environ.Env()\n", "import environ (django-environ)"),
+    ],
+)
 def test_find_environment_reads__planted_read__named_with_file_and_line(tmp_path, source, code):
     root = _tree(tmp_path, {"project/settings.py": "import os\nos.environ\n", "chat/secret.py": "\n" + source})
     reads = find_environment_reads(root)
@@ -47,29 +50,37 @@ SETTINGS_DEFAULT = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "
 
 
 def test_find_environment_reads__django_settings_default_in_the_entry_points__allowed(tmp_path):
-    root = _tree(tmp_path, {"manage.py": SETTINGS_DEFAULT, "project/asgi.py": SETTINGS_DEFAULT,
-                            "project/wsgi.py": SETTINGS_DEFAULT})
+    root = _tree(
+        tmp_path,
+        {"manage.py": SETTINGS_DEFAULT, "project/asgi.py": SETTINGS_DEFAULT, "project/wsgi.py": SETTINGS_DEFAULT},
+    )
     assert find_environment_reads(root) == []
 
 
-@pytest.mark.parametrize("path, source", [
-    ("chat/app.py", SETTINGS_DEFAULT),  # the idiom, but not in an entry point
-    ("manage.py", 'import os\nos.environ.setdefault("SERVICE_SECRET", "x")\n'),  # another variable
-    ("manage.py", SETTINGS_DEFAULT + "SECRET = os.environ['SERVICE_SECRET']\n"),  # and a read besides
-    ("project/wsgi.py", 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", os.getenv("X"))\n'),
-])
+@pytest.mark.parametrize(
+    "path, source",
+    [
+        ("chat/app.py", SETTINGS_DEFAULT),  # the idiom, but not in an entry point
+        ("manage.py", 'import os\nos.environ.setdefault("SERVICE_SECRET", "x")\n'),  # another variable
+        ("manage.py", SETTINGS_DEFAULT + "SECRET = os.environ['SERVICE_SECRET']\n"),  # and a read besides
+        ("project/wsgi.py", 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", os.getenv("X"))\n'),
+    ],
+)
 def test_find_environment_reads__anything_beyond_the_settings_default__flagged(tmp_path, path, source):
     reads = find_environment_reads(_tree(tmp_path, {path: source}))
     assert reads and all(str(read.path) == path for read in reads)
 
 
 def test_find_environment_reads__settings_tests_and_bench__are_allowed(tmp_path):
-    root = _tree(tmp_path, {
-        "project/settings.py": "import os\nos.environ\n",
-        "tests/test_x.py": "import os\nos.environ\n",
-        "bench/run.py": "import os\nos.getenv('X')\n",
-        "chat/ok.py": "import os\npath = os.path.join('a', 'b')\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "project/settings.py": "import os\nos.environ\n",
+            "tests/test_x.py": "import os\nos.environ\n",
+            "bench/run.py": "import os\nos.getenv('X')\n",
+            "chat/ok.py": "import os\npath = os.path.join('a', 'b')\n",
+        },
+    )
     assert find_environment_reads(root) == []
 
 
@@ -93,10 +104,14 @@ def test_manage_py_check__subprocess__passes_on_the_project():
 
 
 def _settings_in_subprocess(**env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS", "DEBUG")}
-    return subprocess.run([sys.executable, "-c", "import project.settings"], cwd=ROOT,
-                          capture_output=True, text=True, env={**clean, **env})
+    clean = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS", "DEBUG")}
+    return subprocess.run(
+        [sys.executable, "-c", "import project.settings"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+    )
 
 
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS"])
@@ -126,10 +141,24 @@ def test_gitignore__covers_the_generated_secrets():
 def test_production_profile__check_deploy_passes_at_warning_level():
     from cryptography.fernet import Fernet
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
-    env.update({"DEBUG": "false", "DJANGO_SECRET_KEY": "k" + "x7Q2" * 16, "ALLOWED_HOSTS": "registry.example.com",
-                "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode()})
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, capture_output=True, text=True, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SECRET_KEY", "CONFIG_REGISTRY_KEYS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    env.update(
+        {
+            "DEBUG": "false",
+            "DJANGO_SECRET_KEY": "k" + "x7Q2" * 16,
+            "ALLOWED_HOSTS": "registry.example.com",
+            "CONFIG_REGISTRY_KEYS": Fernet.generate_key().decode(),
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

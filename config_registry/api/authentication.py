@@ -83,5 +83,8 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
     name = "serviceToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer",
-                "description": "a service token (manage.py create_service_token, or the admin)"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a service token (manage.py create_service_token, or the admin)",
+        }

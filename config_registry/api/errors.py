@@ -43,11 +43,17 @@ def _answer(code: str, message: str, http_status: int, errors: dict | None = Non
 
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
-        return _answer("too_large", f"the request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, "
-                                    "the limit for one request", 413)
+        return _answer(
+            "too_large",
+            f"the request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, the limit for one request",
+            413,
+        )
     if isinstance(exc, DataError):  # e.g. text the database cannot store: the caller's input, not an outage
-        return _answer("invalid_input", "the request holds a value the database cannot store "
-                                        "(NUL characters, or a number out of range)", 400)
+        return _answer(
+            "invalid_input",
+            "the request holds a value the database cannot store (NUL characters, or a number out of range)",
+            400,
+        )
     if isinstance(exc, InvalidInput):
         return _answer("invalid_input", str(exc), 400, exc.errors)
     if isinstance(exc, NotFound):
@@ -72,8 +78,7 @@ def exception_handler(exc, context):
         message = "invalid request: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
         response.data = {"error": "invalid_input", "message": message, "errors": errors}
     elif isinstance(exc, exceptions.Throttled):
-        response.data = {"error": "throttled",
-                         "message": f"too many requests: retry in {int(exc.wait or 1)} seconds"}
+        response.data = {"error": "throttled", "message": f"too many requests: retry in {int(exc.wait or 1)} seconds"}
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         response.data = {"error": code if isinstance(code, str) else "error", "message": str(exc.detail)}
@@ -82,5 +87,7 @@ def exception_handler(exc, context):
 
 def json_not_found(request, *args, **kwargs):
     """Unknown URLs under /api/ answer JSON too."""
-    return JsonResponse({"error": "not_found", "message": f"no API endpoint at {request.path}; "
-                                                          "see /api/v1/docs"}, status=status.HTTP_404_NOT_FOUND)
+    return JsonResponse(
+        {"error": "not_found", "message": f"no API endpoint at {request.path}; see /api/v1/docs"},
+        status=status.HTTP_404_NOT_FOUND,
+    )

@@ -17,14 +17,16 @@ class SafeJSONParser(JSONParser):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError(f"JSON parse error - the body is nested too deep; values may nest at most "
-                             f"{MAX_DEPTH} deep") from None
+            raise ParseError(
+                f"JSON parse error - the body is nested too deep; values may nest at most {MAX_DEPTH} deep"
+            ) from None
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             path = _surrogate_path(data)
-            raise InvalidInput("invalid request: strings must be valid Unicode",
-                               {path: "holds a lone UTF-16 surrogate (e.g. \\ud800)"}) from None
+            raise InvalidInput(
+                "invalid request: strings must be valid Unicode", {path: "holds a lone UTF-16 surrogate (e.g. \\ud800)"}
+            ) from None
         except (RecursionError, ValueError):
             raise ParseError(f"JSON parse error - values may nest at most {MAX_DEPTH} deep") from None
         return data

@@ -10,8 +10,10 @@ from .authentication import ServicePrincipal
 def context_refusal(token: ServiceToken, *, environment: str | None = None, service: str | None = None) -> str | None:
     """Why `token` may not read this environment and service (empty limits allow all), or None.
     The one check of a token's limits, for the API and the config watch alike."""
-    for label, value, allowed in (("environment", environment, token.environments),
-                                  ("service", service, token.services)):
+    for label, value, allowed in (
+        ("environment", environment, token.environments),
+        ("service", service, token.services),
+    ):
         if value is not None and allowed and value not in allowed:
             return f"token {token.name!r} is limited to {label}s {', '.join(allowed)}; not {value!r}"
     return None
@@ -35,10 +37,14 @@ def require_layer(token: ServiceToken, ref: str) -> None:
         or (not token.environments and not token.services)
     )
     if not reach_ok:
-        limits = ", ".join(f"{label} {', '.join(values)}" for label, values in
-                           (("environments", token.environments), ("services", token.services)) if values)
+        limits = ", ".join(
+            f"{label} {', '.join(values)}"
+            for label, values in (("environments", token.environments), ("services", token.services))
+            if values
+        )
         raise exceptions.PermissionDenied(
-            f"token {token.name!r} is limited to {limits}; layer {ref} reaches beyond that")
+            f"token {token.name!r} is limited to {limits}; layer {ref} reaches beyond that"
+        )
 
 
 class HasTokenScope(permissions.BasePermission):

@@ -11,8 +11,7 @@ NAME_HELP = "lowercase letters, digits, - and _"
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="machine-readable code, e.g. invalid_input, version_conflict")
     message = serializers.CharField(help_text="what went wrong and what to do about it")
-    errors = serializers.DictField(child=serializers.CharField(), required=False,
-                                   help_text="field or key → problem")
+    errors = serializers.DictField(child=serializers.CharField(), required=False, help_text="field or key → problem")
     current_version = serializers.IntegerField(required=False, help_text="with version_conflict")
 
 
@@ -27,27 +26,46 @@ class ContextQuerySerializer(serializers.Serializer):
 
 
 class ResolveQuerySerializer(ContextQuerySerializer):
-    user = serializers.RegexField(NAME_PATTERNS[Level.USER].pattern, required=False, max_length=150,
-                                  help_text="username; omit to resolve down to the service level")
+    user = serializers.RegexField(
+        NAME_PATTERNS[Level.USER].pattern,
+        required=False,
+        max_length=150,
+        help_text="username; omit to resolve down to the service level",
+    )
     explain = serializers.BooleanField(default=False, help_text="add provenance per key")
 
 
 class LayerCreateSerializer(serializers.Serializer):
-    ref = serializers.CharField(max_length=200, help_text="global, environment:<name>, service:<name>, "
-                                                          "group:<name> or user:<username>")
+    ref = serializers.CharField(
+        max_length=200, help_text="global, environment:<name>, service:<name>, group:<name> or user:<username>"
+    )
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-    priority = serializers.IntegerField(required=False, default=0, min_value=-1_000_000, max_value=1_000_000,
-                                        help_text="group layers: the highest priority wins")
+    priority = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=-1_000_000,
+        max_value=1_000_000,
+        help_text="group layers: the highest priority wins",
+    )
 
 
 class PublishSerializer(serializers.Serializer):
-    base_version = serializers.IntegerField(min_value=0, max_value=2**31 - 1,
-                                            help_text="the version this change was made from (0: none yet)")
-    set = serializers.DictField(child=serializers.JSONField(allow_null=True), required=False, default=dict,
-                                help_text="key → JSON value to add or replace")
+    base_version = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, help_text="the version this change was made from (0: none yet)"
+    )
+    set = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        default=dict,
+        help_text="key → JSON value to add or replace",
+    )
     unset = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
-    secrets = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list,
-                                    help_text="keys of `set` to store encrypted")
+    secrets = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=list,
+        help_text="keys of `set` to store encrypted",
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
@@ -75,6 +93,7 @@ class AuditQuerySerializer(serializers.Serializer):
 
 
 # Answers ------------------------------------------------------------------------------------
+
 
 class OriginSerializer(serializers.Serializer):
     layer = serializers.CharField()
@@ -108,8 +127,9 @@ class LayerSummarySerializer(serializers.Serializer):
 
 
 class LayerSerializer(LayerSummarySerializer):
-    entries = serializers.DictField(child=serializers.JSONField(allow_null=True),
-                                    help_text='secrets shown as "********" without secrets:read')
+    entries = serializers.DictField(
+        child=serializers.JSONField(allow_null=True), help_text='secrets shown as "********" without secrets:read'
+    )
     secrets = serializers.ListField(child=serializers.CharField())
 
 
@@ -133,8 +153,9 @@ class ChangedKeySerializer(serializers.Serializer):
 
 
 class PublishedSerializer(VersionSummarySerializer):
-    changes = ChangedKeySerializer(many=True, help_text="what this version changed, keys only; the entries "
-                                                        "are at GET …/versions/{n}")
+    changes = ChangedKeySerializer(
+        many=True, help_text="what this version changed, keys only; the entries are at GET …/versions/{n}"
+    )
 
 
 class ChangeSerializer(serializers.Serializer):

@@ -17,13 +17,16 @@ from . import serializers as s
 from .authentication import ServiceTokenAuthentication, request_actor
 from .permissions import HasTokenScope, IsEndUser, require_context, require_layer
 
-ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
-    400: "bad input: the message and `errors` say what to fix",
-    401: "no token, or an unknown, expired or revoked one",
-    403: "the token lacks the scope, or is limited to other environments/services",
-    404: "no such layer, version or user",
-    429: "too many requests for this token: see Retry-After",
-}.items()}
+ERRORS = {
+    code: OpenApiResponse(s.ErrorSerializer, description=text)
+    for code, text in {
+        400: "bad input: the message and `errors` say what to fix",
+        401: "no token, or an unknown, expired or revoked one",
+        403: "the token lacks the scope, or is limited to other environments/services",
+        404: "no such layer, version or user",
+        429: "too many requests for this token: see Retry-After",
+    }.items()
+}
 
 
 def _errors(*codes: int) -> dict:
@@ -46,8 +49,12 @@ def _resolve_query(params) -> dict:
     goes through the serializer, which explains what is wrong."""
     environment, service, user = params.get("environment", ""), params.get("service", ""), params.get("user")
     explain = params.get("explain", "false")
-    if (_NAME.match(environment) and _NAME.match(service) and (user is None or _USER.match(user))
-            and explain in ("true", "false")):
+    if (
+        _NAME.match(environment)
+        and _NAME.match(service)
+        and (user is None or _USER.match(user))
+        and explain in ("true", "false")
+    ):
         return {"environment": environment, "service": service, "user": user, "explain": explain == "true"}
     return _valid(s.ResolveQuerySerializer, params)
 
@@ -72,20 +79,29 @@ class ResolveView(TokenView):
     required_scopes = {"GET": Scope.CONFIG_READ}
 
     @extend_schema(
-        operation_id="resolve", parameters=[s.ResolveQuerySerializer],
+        operation_id="resolve",
+        parameters=[s.ResolveQuerySerializer],
         summary="Resolved configuration for (environment, service, user)",
         description='Secrets are "********" unless the token has secrets:read (each reveal is audited). '
-                    "Answers carry a strong ETag; send it as If-None-Match to get 304 until the next change.",
-        responses={200: s.ResolveAnswerSerializer, 304: OpenApiResponse(description="not modified"),
-                   **_errors(400, 401, 403, 404, 429)},
+        "Answers carry a strong ETag; send it as If-None-Match to get 304 until the next change.",
+        responses={
+            200: s.ResolveAnswerSerializer,
+            304: OpenApiResponse(description="not modified"),
+            **_errors(400, 401, 403, 404, 429),
+        },
     )
     def get(self, request):
         query = _resolve_query(request.query_params)
         require_context(request.auth, environment=query["environment"], service=query["service"])
         etag, body = selectors.resolve_answer(
-            environment=query["environment"], service=query["service"], user=query.get("user"),
-            explain=query["explain"], reveal_secrets=_reveals(request), actor=request_actor(request),
-            position=getattr(request, "registry_position", None))
+            environment=query["environment"],
+            service=query["service"],
+            user=query.get("user"),
+            explain=query["explain"],
+            reveal_secrets=_reveals(request),
+            actor=request_actor(request),
+            position=getattr(request, "registry_position", None),
+        )
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return HttpResponse(body, content_type="application/json", headers={"ETag": etag})
@@ -96,14 +112,16 @@ class MeConfigView(APIView):
     permission_classes = [IsEndUser]
 
     @extend_schema(
-        operation_id="me_config", parameters=[s.ContextQuerySerializer],
+        operation_id="me_config",
+        parameters=[s.ContextQuerySerializer],
         summary="The signed-in user's own configuration (non-secret keys only)",
         responses={200: s.MeConfigAnswerSerializer, **_errors(400, 401, 403, 429)},
     )
     def get(self, request):
         query = _valid(s.ContextQuerySerializer, request.query_params)
-        resolved = selectors.config_resolve(environment=query["environment"], service=query["service"],
-                                            user=request.user.username)
+        resolved = selectors.config_resolve(
+            environment=query["environment"], service=query["service"], user=request.user.username
+        )
         values = {key: value for key, value in resolved.values.items() if key not in resolved.secrets}
         return Response({"revision": resolved.revision, "context": resolved.context, "values": values})
 
@@ -111,21 +129,28 @@ class MeConfigView(APIView):
 class LayerListView(TokenView):
     required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
 
-    @extend_schema(operation_id="layers_list", summary="Every layer the token may see",
-                   responses={200: s.LayerSummarySerializer(many=True), **_errors(401, 403, 429)})
+    @extend_schema(
+        operation_id="layers_list",
+        summary="Every layer the token may see",
+        responses={200: s.LayerSummarySerializer(many=True), **_errors(401, 403, 429)},
+    )
     def get(self, request):
         token = request.auth
         layers = [layer for layer in Layer.objects.all() if _visible(token, layer)]
         return Response(s.LayerSummarySerializer(layers, many=True).data)
 
-    @extend_schema(operation_id="layers_create", summary="Create an empty layer (version 0)",
-                   request=s.LayerCreateSerializer,
-                   responses={201: s.LayerSerializer, **_errors(400, 401, 403, 429)})
+    @extend_schema(
+        operation_id="layers_create",
+        summary="Create an empty layer (version 0)",
+        request=s.LayerCreateSerializer,
+        responses={201: s.LayerSerializer, **_errors(400, 401, 403, 429)},
+    )
     def post(self, request):
         data = _valid(s.LayerCreateSerializer, request.data)
         require_layer(request.auth, data["ref"])
-        layer = services.layer_create(ref=data["ref"], description=data["description"],
-                                      priority=data["priority"], actor=request_actor(request))
+        layer = services.layer_create(
+            ref=data["ref"], description=data["description"], priority=data["priority"], actor=request_actor(request)
+        )
         return Response(_layer_detail(layer, {}, []), status=status.HTTP_201_CREATED)
 
 
@@ -144,92 +169,133 @@ def _layer_detail(layer: Layer, entries: dict, secrets: list) -> dict:
 
 
 def _version_summary(version) -> dict:
-    return {"version": version.number, "author": version.author, "created_at": version.created_at,
-            "comment": version.comment, "rolled_back_from": version.rolled_back_from}
+    return {
+        "version": version.number,
+        "author": version.author,
+        "created_at": version.created_at,
+        "comment": version.comment,
+        "rolled_back_from": version.rolled_back_from,
+    }
 
 
 class LayerDetailView(TokenView):
     required_scopes = {"GET": Scope.CONFIG_READ}
 
-    @extend_schema(operation_id="layers_retrieve", summary="A layer with its current entries",
-                   responses={200: s.LayerSerializer, **_errors(400, 401, 403, 404, 429)})
+    @extend_schema(
+        operation_id="layers_retrieve",
+        summary="A layer with its current entries",
+        responses={200: s.LayerSerializer, **_errors(400, 401, 403, 404, 429)},
+    )
     def get(self, request, ref):
         layer = self.layer(ref)
-        entries, secrets = selectors.version_entries(layer, layer.current_version, reveal_secrets=_reveals(request),
-                                                     actor=request_actor(request))
+        entries, secrets = selectors.version_entries(
+            layer, layer.current_version, reveal_secrets=_reveals(request), actor=request_actor(request)
+        )
         return Response(_layer_detail(layer, entries, secrets))
 
 
 class VersionListView(TokenView):
     required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
 
-    @extend_schema(operation_id="versions_list", summary="Every version of a layer, oldest first",
-                   responses={200: s.VersionSummarySerializer(many=True), **_errors(400, 401, 403, 404, 429)})
+    @extend_schema(
+        operation_id="versions_list",
+        summary="Every version of a layer, oldest first",
+        responses={200: s.VersionSummarySerializer(many=True), **_errors(400, 401, 403, 404, 429)},
+    )
     def get(self, request, ref):
         layer = self.layer(ref)
-        return Response(s.VersionSummarySerializer(
-            [_version_summary(v) for v in layer.versions.order_by("number")], many=True).data)
+        return Response(
+            s.VersionSummarySerializer([_version_summary(v) for v in layer.versions.order_by("number")], many=True).data
+        )
 
     @extend_schema(
-        operation_id="versions_publish", request=s.PublishSerializer,
+        operation_id="versions_publish",
+        request=s.PublishSerializer,
         summary="Publish the next version: the base's entries, plus set, minus unset",
-        responses={201: s.PublishedSerializer,
-                   409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version; "
-                                                                      "current_version says where it is"),
-                   **_errors(400, 401, 403, 404, 429)},
+        responses={
+            201: s.PublishedSerializer,
+            409: OpenApiResponse(
+                s.ErrorSerializer, description="the layer moved past base_version; current_version says where it is"
+            ),
+            **_errors(400, 401, 403, 404, 429),
+        },
     )
     def post(self, request, ref):
         layer = self.layer(ref)
         data = _valid(s.PublishSerializer, request.data)
         version = services.version_publish(
-            layer=layer, base_version=data["base_version"], set_=data["set"], unset=data["unset"],
-            secrets=data["secrets"], comment=data["comment"], actor=request_actor(request))
+            layer=layer,
+            base_version=data["base_version"],
+            set_=data["set"],
+            unset=data["unset"],
+            secrets=data["secrets"],
+            comment=data["comment"],
+            actor=request_actor(request),
+        )
         return Response(_published(version), status=status.HTTP_201_CREATED)
 
 
 def _published(version) -> dict:
     """A publish's answer: the new version and what changed, keys only (SPEC §4): it costs what the
     change costs, and shows no value to a token that may write but not read."""
-    return {**_version_summary(version),
-            "changes": [{"key": c.key, "change": c.kind, "secret": c.secret} for c in version.changes]}
+    return {
+        **_version_summary(version),
+        "changes": [{"key": c.key, "change": c.kind, "secret": c.secret} for c in version.changes],
+    }
 
 
 class VersionDetailView(TokenView):
     required_scopes = {"GET": Scope.CONFIG_READ}
 
-    @extend_schema(operation_id="versions_retrieve", summary="One version with its complete entry set",
-                   responses={200: s.VersionSerializer, **_errors(400, 401, 403, 404, 429)})
+    @extend_schema(
+        operation_id="versions_retrieve",
+        summary="One version with its complete entry set",
+        responses={200: s.VersionSerializer, **_errors(400, 401, 403, 404, 429)},
+    )
     def get(self, request, ref, number):
         layer = self.layer(ref)
         version = selectors.version_get(layer, number)
-        entries, secrets = selectors.version_entries(layer, number, reveal_secrets=_reveals(request),
-                                                     actor=request_actor(request))
+        entries, secrets = selectors.version_entries(
+            layer, number, reveal_secrets=_reveals(request), actor=request_actor(request)
+        )
         return Response({**_version_summary(version), "entries": entries, "secrets": secrets})
 
 
 class RollbackView(TokenView):
     required_scopes = {"POST": Scope.CONFIG_WRITE}
 
-    @extend_schema(operation_id="layers_rollback", request=s.RollbackSerializer,
-                   summary="Publish a new version equal to an earlier one",
-                   responses={201: s.PublishedSerializer,
-                              409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version"),
-                              **_errors(400, 401, 403, 404, 429)})
+    @extend_schema(
+        operation_id="layers_rollback",
+        request=s.RollbackSerializer,
+        summary="Publish a new version equal to an earlier one",
+        responses={
+            201: s.PublishedSerializer,
+            409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version"),
+            **_errors(400, 401, 403, 404, 429),
+        },
+    )
     def post(self, request, ref):
         layer = self.layer(ref)
         data = _valid(s.RollbackSerializer, request.data)
-        version = services.version_rollback(layer=layer, to_version=data["to_version"],
-                                            base_version=data["base_version"], comment=data["comment"],
-                                            actor=request_actor(request))
+        version = services.version_rollback(
+            layer=layer,
+            to_version=data["to_version"],
+            base_version=data["base_version"],
+            comment=data["comment"],
+            actor=request_actor(request),
+        )
         return Response(_published(version), status=status.HTTP_201_CREATED)
 
 
 class DiffView(TokenView):
     required_scopes = {"GET": Scope.CONFIG_READ}
 
-    @extend_schema(operation_id="layers_diff", parameters=[s.DiffQuerySerializer],
-                   summary="Added, removed and changed keys between two versions (secrets: only that they changed)",
-                   responses={200: s.DiffAnswerSerializer, **_errors(400, 401, 403, 404, 429)})
+    @extend_schema(
+        operation_id="layers_diff",
+        parameters=[s.DiffQuerySerializer],
+        summary="Added, removed and changed keys between two versions (secrets: only that they changed)",
+        responses={200: s.DiffAnswerSerializer, **_errors(400, 401, 403, 404, 429)},
+    )
     def get(self, request, ref):
         layer = self.layer(ref)
         query = _valid(s.DiffQuerySerializer, request.query_params)
@@ -260,8 +326,11 @@ class AuditListView(TokenView, generics.ListAPIView):
             events = events.filter(at__lt=query["until"])
         return events
 
-    @extend_schema(operation_id="audit_list", parameters=[s.AuditQuerySerializer],
-                   summary="The audit log, newest first, filtered and paginated",
-                   responses={200: s.AuditEventSerializer(many=True), **_errors(400, 401, 403, 404, 429)})
+    @extend_schema(
+        operation_id="audit_list",
+        parameters=[s.AuditQuerySerializer],
+        summary="The audit log, newest first, filtered and paginated",
+        responses={200: s.AuditEventSerializer(many=True), **_errors(400, 401, 403, 404, 429)},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -38,8 +38,20 @@ def _payload(event, prev_hash: str) -> bytes:
     import json
     from datetime import UTC
 
-    return json.dumps([event.seq, event.at.astimezone(UTC).isoformat(), event.actor, event.action, event.target,
-                       event.source, event.changes, prev_hash], sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(
+        [
+            event.seq,
+            event.at.astimezone(UTC).isoformat(),
+            event.actor,
+            event.action,
+            event.target,
+            event.source,
+            event.changes,
+            prev_hash,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
 
 
 def _legacy_hash(event, prev_hash: str) -> str:
@@ -68,7 +80,8 @@ def _key_the_audit_chain(apps, schema_editor):
         if event.seq != expected or event.prev_hash != prev_hash or _legacy_hash(event, prev_hash) != event.hash:
             raise RuntimeError(
                 f"the audit chain is broken at event #{expected}: run 'manage.py verify_audit' with the previous "
-                "release and investigate before upgrading (re-keying it would hide the break)")
+                "release and investigate before upgrading (re-keying it would hide the break)"
+            )
         keyed.append(event)
         prev_hash, expected = event.hash, event.seq + 1
     prev_keyed = genesis
@@ -81,40 +94,50 @@ def _key_the_audit_chain(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('config_registry', '0001_initial'),
+        ("config_registry", "0001_initial"),
     ]
 
     operations = [
         migrations.RunPython(_bind_secrets_to_versions, migrations.RunPython.noop, elidable=False),
         migrations.RunPython(_key_the_audit_chain, migrations.RunPython.noop, elidable=False),
         migrations.AlterModelOptions(
-            name='layer',
-            options={'ordering': ['level', 'name'], 'permissions': [('reveal_secret', 'Can reveal secret values, one at a time (audited)'), ('change_security_config', "Can change the registry's security configuration (chat.signing_keys)")]},
+            name="layer",
+            options={
+                "ordering": ["level", "name"],
+                "permissions": [
+                    ("reveal_secret", "Can reveal secret values, one at a time (audited)"),
+                    ("change_security_config", "Can change the registry's security configuration (chat.signing_keys)"),
+                ],
+            },
         ),
         migrations.AlterModelOptions(
-            name='servicetoken',
-            options={'ordering': ['name'], 'permissions': [('grant_chat_ticket', 'Can create tokens that issue chat tickets for any user')]},
+            name="servicetoken",
+            options={
+                "ordering": ["name"],
+                "permissions": [("grant_chat_ticket", "Can create tokens that issue chat tickets for any user")],
+            },
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='changes',
+            model_name="auditevent",
+            name="changes",
             field=config_registry.models.StoredJSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='entry',
-            name='value',
-            field=config_registry.models.StoredJSONField(blank=True, help_text='Empty for secrets.', null=True),
+            model_name="entry",
+            name="value",
+            field=config_registry.models.StoredJSONField(blank=True, help_text="Empty for secrets.", null=True),
         ),
         migrations.AlterField(
-            model_name='keydefinition',
-            name='default',
+            model_name="keydefinition",
+            name="default",
             field=config_registry.models.StoredJSONField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='keydefinition',
-            name='schema',
-            field=config_registry.models.StoredJSONField(blank=True, help_text='JSON Schema the value must satisfy.', null=True),
+            model_name="keydefinition",
+            name="schema",
+            field=config_registry.models.StoredJSONField(
+                blank=True, help_text="JSON Schema the value must satisfy.", null=True
+            ),
         ),
     ]

@@ -20,22 +20,32 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("--scopes", required=True, type=_names,
-                            help=f"comma-separated, from: {', '.join(Scope.values)}")
-        parser.add_argument("--environments", type=_names, default=[],
-                            help="comma-separated environments it may read (default: all)")
-        parser.add_argument("--services", type=_names, default=[],
-                            help="comma-separated services it may read (default: all)")
-        parser.add_argument("--expires-in-days", type=int, default=None,
-                            help="expiry, in days from now (default: never)")
+        parser.add_argument(
+            "--scopes", required=True, type=_names, help=f"comma-separated, from: {', '.join(Scope.values)}"
+        )
+        parser.add_argument(
+            "--environments", type=_names, default=[], help="comma-separated environments it may read (default: all)"
+        )
+        parser.add_argument(
+            "--services", type=_names, default=[], help="comma-separated services it may read (default: all)"
+        )
+        parser.add_argument(
+            "--expires-in-days", type=int, default=None, help="expiry, in days from now (default: never)"
+        )
 
     def handle(self, *args, name, scopes, environments, services, expires_in_days, **options):
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be a positive number of days")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         try:
-            _, raw = token_create(name=name, scopes=scopes, environments=environments, services=services,
-                                  expires_at=expires_at, actor=CLI_ACTOR)
+            _, raw = token_create(
+                name=name,
+                scopes=scopes,
+                environments=environments,
+                services=services,
+                expires_at=expires_at,
+                actor=CLI_ACTOR,
+            )
         except InvalidInput as error:
             raise CommandError(str(error)) from None
         self.stdout.write(raw)

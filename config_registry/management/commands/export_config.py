@@ -13,8 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
-        parser.add_argument("--decrypt-secrets", action="store_true",
-                            help="write secrets in plain text (audited; keep the file safe)")
+        parser.add_argument(
+            "--decrypt-secrets", action="store_true", help="write secrets in plain text (audited; keep the file safe)"
+        )
 
     def handle(self, *args, output, decrypt_secrets, **options):
         data = registry_export(decrypt_secrets=decrypt_secrets, actor=CLI_ACTOR)

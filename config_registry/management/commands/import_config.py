@@ -15,22 +15,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="the export file ('-' for stdin)")
-        parser.add_argument("--allow-missing-users", action="store_true",
-                            help="import user layers whose user does not exist here (named on stderr): whoever "
-                                 "is created with that name later gets them")
+        parser.add_argument(
+            "--allow-missing-users",
+            action="store_true",
+            help="import user layers whose user does not exist here (named on stderr): whoever "
+            "is created with that name later gets them",
+        )
 
     def handle(self, *args, file, allow_missing_users=False, **options):
         try:
-            with (open(file, encoding="utf-8") if file != "-" else sys.stdin) as handle:
+            with open(file, encoding="utf-8") if file != "-" else sys.stdin as handle:
                 data = json.load(handle)
         except (OSError, json.JSONDecodeError) as error:
             raise CommandError(f"cannot read {file}: {error}") from None
         try:
-            counts = registry_import(data=data, actor=CLI_ACTOR,
-                                     allow_missing_users=allow_missing_users)
+            counts = registry_import(data=data, actor=CLI_ACTOR, allow_missing_users=allow_missing_users)
         except InvalidInput as error:
             raise CommandError(str(error)) from None
         for name in counts["missing_users"]:
             self.stderr.write(f"Imported layer user:{name}, but there is no user {name!r} here yet.")
-        self.stdout.write(f"Imported {counts['layers']} layer(s), {counts['versions']} version(s), "
-                          f"{counts['key_definitions']} key definition(s).")
+        self.stdout.write(
+            f"Imported {counts['layers']} layer(s), {counts['versions']} version(s), "
+            f"{counts['key_definitions']} key definition(s)."
+        )

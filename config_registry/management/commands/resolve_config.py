@@ -21,8 +21,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, environment, service, user, explain, reveal_secrets, **options):
         try:
-            resolved = config_resolve(environment=environment, service=service, user=user,
-                                      reveal_secrets=reveal_secrets, actor=CLI_ACTOR)
+            resolved = config_resolve(
+                environment=environment, service=service, user=user, reveal_secrets=reveal_secrets, actor=CLI_ACTOR
+            )
         except (InvalidInput, NotFound, SecretUndecryptable) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(json.dumps(resolved.as_dict(explain=explain), indent=2, sort_keys=True))

@@ -14,10 +14,14 @@ class Command(BaseCommand):
             return
         credentials = demo_seed()
         users = ", ".join(f"{name} / {password}" for name, password in credentials.user_passwords.items())
-        self.stdout.write("\n".join([
-            "Demo data created. These credentials are shown once; keep them:",
-            f"  admin login:   admin / {credentials.admin_password}",
-            f"  chat users:    {users}",
-            f"  service token: {credentials.token}",
-            "                 (scopes config:read, config:write, audit:read, chat:ticket)",
-        ]))
+        self.stdout.write(
+            "\n".join(
+                [
+                    "Demo data created. These credentials are shown once; keep them:",
+                    f"  admin login:   admin / {credentials.admin_password}",
+                    f"  chat users:    {users}",
+                    f"  service token: {credentials.token}",
+                    "                 (scopes config:read, config:write, audit:read, chat:ticket)",
+                ]
+            )
+        )

@@ -6,13 +6,18 @@ from config_registry.audit import audit_head, audit_verify, parse_head
 
 
 class Command(BaseCommand):
-    help = ("Verify the keyed hash chain of the audit log; exits non-zero at the first broken link. "
-            "Prints the head (SEQ:HASH) to record outside the database.")
+    help = (
+        "Verify the keyed hash chain of the audit log; exits non-zero at the first broken link. "
+        "Prints the head (SEQ:HASH) to record outside the database."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--expect-head", metavar="SEQ:HASH",
-                            help="a head recorded earlier outside the database (this command's output, or an "
-                                 "'audit head' log line): it must still be in the chain, unchanged")
+        parser.add_argument(
+            "--expect-head",
+            metavar="SEQ:HASH",
+            help="a head recorded earlier outside the database (this command's output, or an "
+            "'audit head' log line): it must still be in the chain, unchanged",
+        )
 
     def handle(self, *args, expect_head=None, **options):
         try:
