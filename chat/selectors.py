@@ -1,12 +1,12 @@
 """Reads of the chat: a user's chat configuration (through the registry) and room history."""
 
-import json
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from config_registry.diff import canonical_json
 from config_registry.selectors import Position, config_resolve, registry_position
 
 from .models import Message
@@ -28,7 +28,7 @@ def chat_config(username: str, max_age: float = 0.0) -> dict:
     config = {
         key: value for key, value in resolved.values.items() if key.startswith("chat.") and key not in resolved.secrets
     }
-    fingerprint = json.dumps(config, sort_keys=True, default=str)
+    fingerprint = canonical_json(config)
     if len(_configs) >= MAX_MEMO:
         _configs.clear()
     config = _configs.setdefault(fingerprint, config)

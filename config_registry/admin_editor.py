@@ -9,7 +9,7 @@ from typing import Any
 
 from django import forms
 
-from .diff import MASK, Change, EntryState, entries_diff
+from .diff import MASK, Change, EntryState, canonical_json, entries_diff
 
 NEW_ROWS = 3
 NEW_SECRET = "\x00a new secret value"  # differs from the mask, so a typed secret always shows as changed
@@ -110,4 +110,4 @@ def _json(text: str, key: str, change: EditorChange) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return canonical_json(a) == canonical_json(b)

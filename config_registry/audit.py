@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from .diff import canonical_json
 from .models import AuditEvent, RegistryState
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ CLI_ACTOR = Actor("cli", "manage.py", may_write_security=True)
 
 def secret_fingerprint(value: Any) -> str:
     """A keyed hash of a secret value: shows that it changed, never what it is."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    canonical = canonical_json(value)
     return salted_hmac("config_registry.audit.secret", canonical, algorithm="sha256").hexdigest()[:32]
 
 

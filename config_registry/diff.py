@@ -36,8 +36,9 @@ class Change:
         return shown
 
 
-def _canonical(value: Any) -> str:
-    # JSON text, so that 1, 1.0 and true differ as they do for a client.
+def canonical_json(value: Any) -> str:
+    """One text per JSON value (keys sorted, no spaces), so that 1, 1.0 and true differ as they do
+    for a client: for comparing values and fingerprinting them."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
@@ -50,7 +51,7 @@ def entries_diff(before: Mapping[str, EntryState], after: Mapping[str, EntryStat
             changes.append(Change(key, "added", new.secret, after=new.value))
         elif new is None:
             changes.append(Change(key, "removed", old.secret, before=old.value))
-        elif old.secret != new.secret or _canonical(old.value) != _canonical(new.value):
+        elif old.secret != new.secret or canonical_json(old.value) != canonical_json(new.value):
             changes.append(Change(key, "changed", old.secret or new.secret, old.value, new.value))
     return changes
 
