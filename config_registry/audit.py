@@ -15,6 +15,7 @@ from django.utils.crypto import salted_hmac
 
 from .diff import canonical_json
 from .models import AuditEvent, RegistryState
+from .state import locked_state
 
 logger = logging.getLogger(__name__)
 
@@ -40,24 +41,6 @@ def secret_fingerprint(value: Any) -> str:
     """A keyed hash of a secret value: shows that it changed, never what it is."""
     canonical = canonical_json(value)
     return salted_hmac("config_registry.audit.secret", canonical, algorithm="sha256").hexdigest()[:32]
-
-
-def locked_state() -> RegistryState:
-    """The registry's singleton row, locked until the current transaction ends."""
-    state, _ = RegistryState.objects.select_for_update().get_or_create(pk=1)
-    # Whatever moved, every process learns at once: one announcement per transaction, however many
-    # times it takes the lock (a publish does twice: its version, its audit event).
-    if not any(
-        callback is _committed_position_publish for _, callback, _ in transaction.get_connection().run_on_commit
-    ):
-        transaction.on_commit(_committed_position_publish)
-    return state
-
-
-def _committed_position_publish() -> None:
-    from .selectors import committed_position_publish  # selectors import this module
-
-    committed_position_publish()
 
 
 def _event_hash(

@@ -10,6 +10,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from .state import database_position
+
 logger = logging.getLogger(__name__)
 
 REVISIONS_GROUP = "registry.revisions"
@@ -23,8 +25,6 @@ def broadcast_revision(sender, revision: int, **kwargs) -> None:
     if layer is None:
         return
     try:
-        from .selectors import database_position
-
         position = database_position()  # committed; carries the epoch and token generation along
         async_to_sync(layer.group_send)(
             REVISIONS_GROUP, group_message(REVISIONS_GROUP, {"type": REVISION_EVENT, **position._asdict()})

@@ -1,7 +1,7 @@
 """The registry's position, pushed to every process so that a warm request need not ask for it.
 
 After every commit that moves the registry, the committing process publishes the new position on
-Redis (see audit.locked_state). Every process subscribes, and before it answers with a position it
+Redis (see state.locked_state). Every process subscribes, and before it answers with a position it
 takes whatever has arrived: a look at its subscription's socket that does not wait. Redis writes a
 published message to every subscriber before it answers the publisher, so a publish that has
 returned is seen by the next request anywhere.

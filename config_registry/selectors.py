@@ -5,12 +5,11 @@ import json
 import logging
 import pickle
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -22,10 +21,19 @@ from . import crypto
 from .audit import Actor, audit_record
 from .diff import MASK, Change, EntryState, entries_diff
 from .exceptions import InvalidInput, NotFound
-from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, RegistryState, ServiceToken
-from .position_feed import PositionFeed, position_publish
+from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, ServiceToken
 from .resolver import LayerSnapshot, Provenance, Resolution, resolve
 from .services import token_hash
+from .state import (  # noqa: F401  (the position's readers, re-exported for the callers of selectors)
+    Position,
+    committed_position_publish,
+    database_position,
+    position_observed,
+    registry_position,
+    registry_position_known,
+    registry_revision,
+    state_clear,
+)
 from .validation import NAME_PATTERNS, SECURITY_KEYS, parse_layer_ref
 
 logger = logging.getLogger(__name__)
@@ -72,93 +80,11 @@ def consistent_read() -> Iterator[None]:
         yield
 
 
-class Position(NamedTuple):
-    """Where the registry is: caches of resolved values are keyed by (epoch, revision), and
-    in-memory tokens are trusted only at the token generation they were read at."""
-
-    epoch: str
-    revision: int
-    token_generation: int
-
-
-_POSITION_SQL = f"SELECT epoch, revision, token_generation FROM {RegistryState._meta.db_table} WHERE id = 1"
-
-
-_observed: tuple[Position, float] | None = None  # the newest position this process has seen, and when
-
-
-def registry_position(max_age: float = 0.0) -> Position:
-    """The registry's position now; or, with `max_age` seconds, the newest one this process has
-    seen (read, or announced on the channel layer) if that is recent enough. "Now" is what the
-    position feed has pushed to this process when it has it (no round trip), else a database read."""
-    observed = _observed
-    if max_age and observed is not None and time.monotonic() - observed[1] <= max_age:
-        return observed[0]
-    # Inside a transaction, read what that transaction sees (it may itself have moved the position).
-    outside_transaction = not connection.in_atomic_block
-    position = _feed.current() if outside_transaction else None
-    if position is None:
-        position = database_position()
-        if outside_transaction:  # committed: the feed may go on from here
-            _feed.confirmed(position)
-    position_observed(position)
-    return position
-
-
-def registry_position_known(max_age: float) -> Position | None:
-    """registry_position(max_age) if this process knows it without any I/O (safe on an event
-    loop): seen within `max_age` seconds, or on the position feed. None otherwise."""
-    observed = _observed
-    if observed is not None and time.monotonic() - observed[1] <= max_age:
-        return observed[0]
-    position = _feed.current(may_block=False)
-    if position is not None:
-        position_observed(position)
-    return position
-
-
-def database_position() -> Position:
-    # Plain SQL: compiling an ORM query would be most of the cost of this read.
-    with connection.cursor() as cursor:
-        cursor.execute(_POSITION_SQL)
-        row = cursor.fetchone()
-    return Position(str(row[0]).replace("-", ""), row[1], row[2]) if row else Position("", 0, 0)
-
-
-def _position_parse(text: str) -> Position:
-    epoch, revision, generation = text.split(":")
-    return Position(epoch, int(revision), int(generation))
-
-
-_feed = PositionFeed(_position_parse)
-
-
-def committed_position_publish() -> None:
-    """After a commit that moved the registry: tell every process where it is now (this one first)."""
-    position = database_position()
-    position_observed(position)
-    position_publish(position)
-
-
 def process_caches_clear() -> None:
     """Forget every position, token and answer this process holds (tests: a new database)."""
-    global _observed
-    _observed = None
-    _feed.reset()
+    state_clear()
     _local_bodies.clear()
     _local_tokens.clear()
-
-
-def position_observed(position: Position) -> None:
-    """Remember a position seen now, unless this process already knows a newer one."""
-    global _observed
-    current = _observed
-    if current is None or current[0].epoch != position.epoch or position >= current[0]:
-        _observed = (position, time.monotonic())
-
-
-def registry_revision() -> int:
-    return registry_position().revision
 
 
 def layer_get(ref: str) -> Layer:

@@ -19,11 +19,12 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import crypto
-from .audit import Actor, audit_record, locked_state, secret_fingerprint
+from .audit import Actor, audit_record, secret_fingerprint
 from .diff import Change, EntryState, entries_diff
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
 from .limits import MAX_LAYER_BYTES, MAX_VALUE_BYTES, json_problem, text_problem
 from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
+from .state import locked_state
 from .validation import (
     NAME_PATTERNS,
     SECURITY_KEYS,

@@ -6,6 +6,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from .models import ServiceToken
+from .services import config_changed, revision_bump
+from .state import locked_state
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
@@ -13,8 +15,6 @@ def membership_changed(sender, action, **kwargs) -> None:
     # A user joining or leaving a group changes which group layers apply: move the revision so
     # caches keyed by revision and live consumers see it.
     if action in ("post_add", "post_remove", "post_clear"):
-        from .services import revision_bump
-
         revision_bump()
 
 
@@ -24,16 +24,12 @@ def user_saved(sender, update_fields=None, **kwargs) -> None:
     # that moves the revision. Saves of other fields alone (last_login at every sign-in) do not.
     if update_fields is not None and "is_active" not in update_fields:
         return
-    from .services import revision_bump
-
     revision_bump()
 
 
 @receiver(post_delete, sender=get_user_model())
 def user_deleted(sender, **kwargs) -> None:
     # Cached resolutions of a deleted user must not outlive them.
-    from .services import revision_bump
-
     revision_bump()
 
 
@@ -41,9 +37,6 @@ def user_deleted(sender, **kwargs) -> None:
 @receiver(post_delete, sender=ServiceToken)
 def token_changed(sender, **kwargs) -> None:
     # Processes keep tokens in memory per token generation: move it, in the change's transaction.
-    from .audit import locked_state
-    from .services import config_changed
-
     with transaction.atomic():
         state = locked_state()
         state.token_generation += 1

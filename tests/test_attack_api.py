@@ -7,9 +7,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection, transaction
 
-from config_registry.audit import Actor, locked_state
+from config_registry.audit import Actor
 from config_registry.models import AuditEvent, Entry, Layer, LayerVersion, ServiceToken
 from config_registry.services import key_definition_save, version_publish
+from config_registry.state import locked_state
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor("admin:tester", may_write_security=True)

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from config_registry import position_feed, ratelimit, selectors
+from config_registry import position_feed, ratelimit, selectors, state
 from config_registry.selectors import Position, registry_position
 
 
@@ -74,7 +74,7 @@ def test_feed__subscription_killed__database_until_subscribed_again(feed_redis, 
     position, queries = _read_with_queries()
     assert (position, queries) == (first, 1)
 
-    monkeypatch.setattr(selectors._feed, "_retry_at", 0.0)  # RETRY_SECONDS later
+    monkeypatch.setattr(state._feed, "_retry_at", 0.0)  # RETRY_SECONDS later
     assert _read_with_queries() == (first, 1)  # subscribed again, and read once more from the database
     assert _read_with_queries() == (first, 0)
 

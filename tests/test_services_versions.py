@@ -36,11 +36,11 @@ def test_version_publish__every_publish__moves_the_global_revision(make_layer, a
 
 @pytest.mark.django_db(transaction=True)
 def test_version_publish__announces_the_new_position_once(make_layer, actor, monkeypatch):
-    from config_registry import audit
+    from config_registry import state
 
     layer = make_layer("global", {"a": 1})
     announced = []
-    monkeypatch.setattr(audit, "_committed_position_publish", lambda: announced.append(registry_revision()))
+    monkeypatch.setattr(state, "position_publish", lambda position: announced.append(position.revision))
     version = version_publish(layer=layer, base_version=1, set_={"a": 2}, actor=actor)  # a version, an audit event
     assert announced == [version.revision]
 
