@@ -7,6 +7,9 @@ import json
 import logging
 import math
 import weakref
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -160,7 +163,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     channel_layer_alias = None  # no channel of its own: RELAY brings what its groups receive
     user = None  # set once the connection is open (its first frames sent)
-    config: dict = {}
+    config: Mapping[str, Any] = MappingProxyType({})  # the user's chat.* values, once open (read-only here)
     joined = False  # a member of its room's group
     opened = False  # its first frames (history, config) sent
     outbox: list[str] | None = None  # room messages not yet sent to this client, oldest first

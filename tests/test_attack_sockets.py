@@ -17,8 +17,8 @@ from django.utils import timezone
 from chat.tickets import ALGORITHM, key_id, ticket_issue
 from config_registry.asyncdb import db_call
 from config_registry.audit import Actor
-from config_registry.models import Entry, Layer, ServiceToken
-from config_registry.services import token_create, token_revoke, version_publish
+from config_registry.models import Entry, ServiceToken
+from config_registry.services import token_create, token_revoke
 from project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,15 +61,6 @@ async def _join(room: str, username: str) -> WebsocketCommunicator:
     assert (await socket.receive_json_from(timeout=5))["type"] == "history"
     assert (await socket.receive_json_from(timeout=5))["type"] == "config"
     return socket
-
-
-async def _publish(ref: str, values: dict) -> None:
-    def publish():
-        level, _, name = ref.partition(":")
-        layer = Layer.objects.get(level=level, name=name)
-        version_publish(layer=layer, base_version=layer.current_version, set_=values, actor=ACTOR)
-
-    await db_call(publish)()
 
 
 # 1. Tokens re-checked on the watch ------------------------------------------------------------

@@ -16,9 +16,8 @@ from chat.models import Message
 from chat.tickets import ALGORITHM, key_id, ticket_issue
 from config_registry.asyncdb import db_call
 from config_registry.audit import Actor
-from config_registry.models import Layer
-from config_registry.services import version_publish
 from project.asgi import application
+from tests.publishing import publish_next
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ACTOR = Actor("admin:tester", may_write_security=True)
@@ -69,19 +68,7 @@ async def _closed_with(socket: WebsocketCommunicator, code: int, error: str | No
 
 
 async def _publish(ref: str, values: dict, unset=()) -> None:
-    def publish():
-        level, _, name = ref.partition(":")
-        layer = Layer.objects.get(level=level, name=name)
-        version_publish(
-            layer=layer,
-            base_version=layer.current_version,
-            set_=values,
-            unset=unset,
-            secrets=[KEY] if KEY in values else [],
-            actor=ACTOR,
-        )
-
-    await db_call(publish)()
+    await publish_next(ref, values, unset=unset, secrets=[KEY] if KEY in values else [])
 
 
 def _run(coroutine):

@@ -5,11 +5,9 @@ import asyncio
 import pytest
 from channels.testing.websocket import WebsocketCommunicator
 
-from config_registry.asyncdb import db_call
 from config_registry.audit import Actor
-from config_registry.models import Layer
-from config_registry.services import version_publish
 from project.asgi import application
+from tests.publishing import publish_next
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ACTOR = Actor("admin:tester", may_write_security=True)
@@ -28,14 +26,6 @@ def _watch(raw: str | None, query: str) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, f"/ws/config/?{query}", headers=headers)
 
 
-async def _publish(ref: str, values: dict) -> None:
-    def publish():
-        layer = Layer.objects.get(level=ref.split(":")[0], name=ref.partition(":")[2])
-        version_publish(layer=layer, base_version=layer.current_version, set_=values, actor=ACTOR)
-
-    await db_call(publish)()
-
-
 def test_watch__connect_then_publish__current_config_then_each_change(registry, make_token):
     raw = make_token("config:read")
 
@@ -47,14 +37,14 @@ def test_watch__connect_then_publish__current_config_then_each_change(registry, 
         assert first["type"] == "config"
         assert first["values"] == {"color": "grey", "db.password": "********", "theme": "dark"}
 
-        await _publish("user:alice", {"theme": "light"})
+        await publish_next("user:alice", {"theme": "light"})
         second = await socket.receive_json_from(timeout=5)
         assert second["values"]["theme"] == "light" and second["revision"] > first["revision"]
 
-        await _publish("service:billing", {"currency": "USD"})  # not in this context
+        await publish_next("service:billing", {"currency": "USD"})  # not in this context
         assert await socket.receive_nothing(timeout=0.3)
 
-        await _publish("global", {"db.password": "rotated"})  # a secret changed: pushed, still masked
+        await publish_next("global", {"db.password": "rotated"})  # a secret changed: pushed, still masked
         third = await socket.receive_json_from(timeout=5)
         assert third["values"]["db.password"] == "********" and third["revision"] > second["revision"]
         await socket.disconnect()
