@@ -75,10 +75,11 @@ def chat_memory_clear() -> None:
 
 
 def _history_sql() -> str:
-    message, user = Message._meta, get_user_model()._meta
+    quote = connection.ops.quote_name
+    messages, users = quote(Message._meta.db_table), quote(get_user_model()._meta.db_table)
     return (
-        f"SELECT m.id, u.username, m.text, m.created_at FROM {message.db_table} m "
-        f"JOIN {user.db_table} u ON u.id = m.user_id WHERE m.room = %s "
+        f"SELECT m.id, u.username, m.text, m.created_at FROM {messages} m "
+        f"JOIN {users} u ON u.id = m.user_id WHERE m.room = %s "
         f"ORDER BY m.created_at DESC, m.id DESC LIMIT {HISTORY_SIZE}"
     )
 

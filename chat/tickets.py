@@ -99,7 +99,7 @@ def _active_user(username: str) -> ChatUser | None:
     # Plain SQL: this runs on every chat handshake, where compiling an ORM query would cost more
     # than verifying the ticket itself.
     position = registry_position(KEYS_MAX_AGE_SECONDS)  # first: the memo may only be older, never newer
-    table = get_user_model()._meta.db_table
+    table = connection.ops.quote_name(get_user_model()._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {table} WHERE username = %s AND is_active = %s", [username, True])
         row = cursor.fetchone()
