@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import math
-import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -16,19 +15,19 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
-from django.db import DatabaseError
 
 from config_registry.asyncdb import db_call
-from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
+from config_registry.exceptions import SecurityConfigMissing
 from config_registry.limits import text_problem
-from config_registry.live import REVISION_EVENT, REVISIONS_GROUP, GroupRelay, group_message
+from config_registry.live.relay import group_message
 from config_registry.ratelimit import window_count
-from config_registry.selectors import Position, position_observed, registry_position_known
+from config_registry.state import registry_position_known
 
-from .history import RoomHistories
-from .selectors import chat_configs, room_history
-from .services import may_chat, message_post, session_known, session_open
-from .tickets import TicketInvalid, ticket_consume_async
+from .fanout import FOLLOWERS, HISTORIES, RELAY, UNAVAILABLE, configs_refresh
+from .selectors import room_history
+from .services import message_post
+from .sessions import may_chat, session_open
+from .tickets import TicketInvalid
 
 logger = logging.getLogger(__name__)
 
@@ -37,103 +36,6 @@ CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1009, 1013, 1011
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ROOM_LENGTH = 100
 MAX_BACKLOG = 100  # room messages waiting for a client that does not read
-UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
-HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
-
-
-async def relay_deliver(group: str, message: dict, consumers: list["ChatConsumer"]) -> None:
-    """What reaches this process for its chat connections (see RELAY)."""
-    if message["type"] == "chat.message":
-        await message_deliver(message, consumers)
-    elif message["type"] == REVISION_EVENT:
-        await revision_deliver(message, consumers)
-    else:
-        logger.warning("chat ignored a %r message to %s", message["type"], group)
-
-
-async def message_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
-    """A message to a room: into the room's history here, and to each member here (encoded once)."""
-    message = {key: event[key] for key in ("id", "user", "text", "at")}
-    HISTORIES.received(event["room"], message)
-    frame = json.dumps(message | {"type": "message"})
-    for consumer in consumers:
-        consumer.push(frame)
-
-
-async def revision_deliver(event: dict, consumers: list["ChatConsumer"]) -> None:
-    """A publish somewhere: re-resolve the chat configuration of this process's users and apply
-    it live to each connection (beside the relay: room messages keep flowing meanwhile)."""
-    position_observed(Position(event["epoch"], event["revision"], event["token_generation"]))
-    CONFIG_REFRESHES.request(consumers)
-
-
-class ConfigRefreshes:
-    """One configs_refresh() at a time per event loop, and one more after it when publishes came
-    meanwhile (for the connections of the latest of them)."""
-
-    def __init__(self):
-        self._running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
-        self._next: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list] = weakref.WeakKeyDictionary()
-
-    def request(self, consumers: list["ChatConsumer"]) -> None:
-        loop = asyncio.get_running_loop()
-        if loop in self._running:
-            self._next[loop] = consumers
-        else:
-            self._running[loop] = loop.create_task(self._run(loop, consumers))
-
-    async def _run(self, loop, consumers: list["ChatConsumer"] | None) -> None:
-        try:
-            while consumers is not None:
-                try:
-                    await configs_refresh(consumers)
-                except Exception:
-                    logger.exception("chat could not re-resolve its users' configuration")
-                consumers = self._next.pop(loop, None)
-        finally:
-            del self._running[loop]
-
-
-CONFIG_REFRESHES = ConfigRefreshes()
-
-
-async def configs_refresh(consumers: list["ChatConsumer"]) -> None:
-    """Re-resolve these connections' configurations (one hop to a database thread for all of
-    them) and apply them live."""
-    consumers = [consumer for consumer in consumers if consumer.user is not None]
-    try:
-        configs = await db_call(chat_configs)({consumer.user.username for consumer in consumers})
-    except UNAVAILABLE as error:
-        logger.warning("chat could not re-resolve its users' configuration; keeping the current one: %s", error)
-        return
-    for consumer in consumers:
-        try:
-            config = configs[consumer.user.username]
-            if config is None:  # deactivated or deleted since the connection opened
-                await consumer.refuse(
-                    CLOSE_UNAUTHORIZED, "unauthorized", "your account is no longer active: the connection is closed"
-                )
-                continue
-            await consumer.config_apply(config)
-        except OSError:  # the client has just gone; its disconnect follows
-            pass
-        except Exception:
-            logger.exception(
-                "chat could not apply new configuration (user=%s, room=%r)", consumer.user.username, consumer.room
-            )
-
-
-async def relay_gap(group: str, consumers: list["ChatConsumer"]) -> None:
-    """The process had been missing from a group: publishes may have been missed (look again at
-    its users' configurations), or messages of a room (its history here may lack them)."""
-    if group == REVISIONS_GROUP:
-        return CONFIG_REFRESHES.request(consumers)
-    for room in {consumer.room for consumer in consumers}:
-        HISTORIES.forget(room)
-
-
-# The process's one membership of each group its connections are in (rooms, registry revisions).
-RELAY = GroupRelay(relay_deliver, relay_gap)
 
 
 def unavailable_message(error: Exception) -> str:
@@ -165,6 +67,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     user = None  # set once the connection is open (its first frames sent)
     config: Mapping[str, Any] = MappingProxyType({})  # the user's chat.* values, once open (read-only here)
     joined = False  # a member of its room's group
+    following = False  # re-resolved when the registry moves (fanout.FOLLOWERS)
     opened = False  # its first frames (history, config) sent
     outbox: list[str] | None = None  # room messages not yet sent to this client, oldest first
     writer: asyncio.Task | None = None  # sending them
@@ -181,12 +84,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # history) and the handshake costs no database read; otherwise one hop to a database thread.
         watched = HISTORIES.watch(self.room)  # before any read of the history
         try:
-            known = session_known(ticket=ticket, room=self.room)
-            if known is not None:
-                session, claims = known
-                await ticket_consume_async(claims)
-            else:
-                session = await db_call(session_open)(ticket=ticket, room=self.room)
+            session = await session_open(ticket=ticket, room=self.room)
         except TicketInvalid as error:
             return await self.refuse(CLOSE_UNAUTHORIZED, "unauthorized", str(error))
         except UNAVAILABLE as error:
@@ -200,7 +98,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await RELAY.join(layer, room_group(self.room), self)
             self.joined = True
             HISTORIES.joined(self.room)  # after the process is in the room's group (chat.history)
-            await RELAY.join(layer, REVISIONS_GROUP, self)
+            await FOLLOWERS.follow(self)
+            self.following = True
         except Exception as error:  # the channel layer's backend (Redis) is down
             logger.warning("chat connect refused with 1013: channel layer unavailable: %s", error)
             return await self.refuse(CLOSE_TRY_AGAIN, "unavailable", "the chat is unavailable; retry shortly")
@@ -270,9 +169,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.writer is not None:
             self.writer.cancel()
+        if self.following:
+            FOLLOWERS.unfollow(self)
         if self.joined:
             HISTORIES.left(self.room)
-            await RELAY.leave(REVISIONS_GROUP, self)
             await RELAY.leave(room_group(self.room), self)
 
     async def websocket_disconnect(self, message):

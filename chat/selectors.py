@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from config_registry.diff import canonical_json
+from config_registry.memory import PositionMemo
 from config_registry.selectors import Position, config_resolve, registry_position
 
 from .models import Message
@@ -17,61 +18,43 @@ CHAT_SERVICE = "chat"
 
 CONFIG_MAX_AGE_SECONDS = 1.0  # see chat.tickets.KEYS_MAX_AGE_SECONDS
 
+# Users' chat configurations at one position; and one shared object per distinct configuration.
+CHAT_CONFIGS: PositionMemo[str, dict] = PositionMemo("chat configurations", 10_000)
+EQUAL_CONFIGS: PositionMemo[str, dict] = PositionMemo("equal chat configurations", 10_000, lambda position: ())
 
-def chat_config(username: str, max_age: float = 0.0) -> dict:
-    """The user's non-secret `chat.*` values, resolved for this deployment's environment. Equal
-    configurations are one shared object (read-only): thousands of connections hold one each."""
-    position = registry_position(max_age)  # before resolving: the memo may only be older, never newer
+
+def chat_config(username: str, position: Position) -> dict:
+    """The user's non-secret `chat.*` values, resolved for this deployment's environment at
+    `position` (or later). Equal configurations are one shared object (read-only): thousands of
+    connections hold one each."""
     resolved = config_resolve(
-        environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username, max_age=max_age
+        environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username, position=position
     )
     config = {
         key: value for key, value in resolved.values.items() if key.startswith("chat.") and key not in resolved.secrets
     }
     fingerprint = canonical_json(config)
-    if len(_configs) >= MAX_MEMO:
-        _configs.clear()
-    config = _configs.setdefault(fingerprint, config)
-    _memo_for(position)[username] = config
-    return config
+    shared = EQUAL_CONFIGS.get((), fingerprint)
+    if shared is None:
+        EQUAL_CONFIGS.put((), fingerprint, config)
+        shared = config
+    CHAT_CONFIGS.put(position, username, shared)
+    return shared
 
 
 def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
     """chat_config() of each user, now (the registry's position read once for all of them); None
     for a user who is no longer active (or no longer exists)."""
-    registry_position()
+    position = registry_position()
     active = set(
         get_user_model().objects.filter(username__in=usernames, is_active=True).values_list("username", flat=True)
     )
-    return {
-        username: chat_config(username, max_age=CONFIG_MAX_AGE_SECONDS) if username in active else None
-        for username in usernames
-    }
+    return {username: chat_config(username, position) if username in active else None for username in usernames}
 
 
 def chat_config_known(username: str, position: Position) -> dict | None:
     """chat_config() of `username` at `position` if this process has it in memory (no I/O)."""
-    memo = _memo
-    return memo[1].get(username) if memo[0] == position else None
-
-
-def _memo_for(position: Position) -> dict[str, dict]:
-    global _memo
-    if _memo[0] != position or len(_memo[1]) >= MAX_MEMO:
-        _memo = (position, {})
-    return _memo[1]
-
-
-MAX_MEMO = 10_000
-_configs: dict[str, dict] = {}  # fingerprint -> the one shared dict
-_memo: tuple[Position | None, dict[str, dict]] = (None, {})  # users' configs at one position
-
-
-def chat_memory_clear() -> None:
-    """Forget remembered configurations (tests)."""
-    global _memo
-    _memo = (None, {})
-    _configs.clear()
+    return CHAT_CONFIGS.get(position, username)
 
 
 def _history_sql() -> str:

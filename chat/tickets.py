@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config_registry.exceptions import SecurityConfigMissing
+from config_registry.memory import PositionMemo
 from config_registry.models import Level
 from config_registry.security import security_secret, security_secret_known
 from config_registry.selectors import Position, registry_position
@@ -95,41 +96,26 @@ def ticket_issue(*, username: str) -> Ticket:
     return Ticket(token, LIFETIME_SECONDS)
 
 
-def _active_user(username: str) -> ChatUser | None:
+# Users seen active at one position (saving is_active moves the revision: config_registry.signals).
+ACTIVE_USERS: PositionMemo[str, ChatUser] = PositionMemo("active chat users", 100_000)
+
+
+def _active_user(username: str, position: Position) -> ChatUser | None:
     # Plain SQL: this runs on every chat handshake, where compiling an ORM query would cost more
     # than verifying the ticket itself.
-    position = registry_position(KEYS_MAX_AGE_SECONDS)  # first: the memo may only be older, never newer
     table = connection.ops.quote_name(get_user_model()._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {table} WHERE username = %s AND is_active = %s", [username, True])
         row = cursor.fetchone()
     user = ChatUser(row[0], username) if row else None
     if user is not None:
-        _active_memo_for(position)[username] = user
+        ACTIVE_USERS.put(position, username, user)
     return user
 
 
 def active_user_known(username: str, position: Position) -> ChatUser | None:
-    """The user, if this process saw them active at `position` (no I/O). Saving a user's
-    is_active moves the revision (config_registry.signals), so a memo of a position stays true."""
-    memo = _active_memo
-    return memo[1].get(username) if memo[0] == position else None
-
-
-def _active_memo_for(position: Position) -> dict[str, ChatUser]:
-    global _active_memo
-    if _active_memo[0] != position or len(_active_memo[1]) >= 100_000:
-        _active_memo = (position, {})
-    return _active_memo[1]
-
-
-_active_memo: tuple[Position | None, dict[str, ChatUser]] = (None, {})
-
-
-def active_users_clear() -> None:
-    """Forget remembered users (tests)."""
-    global _active_memo
-    _active_memo = (None, {})
+    """The user, if this process saw them active at `position` (no I/O)."""
+    return ACTIVE_USERS.get(position, username)
 
 
 class UnknownKey(TicketInvalid):
@@ -213,14 +199,15 @@ def signing_keys_known(max_age: float) -> list[str] | None:
     return keys if _usable_keys(keys) else None
 
 
-def ticket_verify(token: str) -> ChatUser:
-    """The active user a ticket names, consuming the ticket. Raises TicketInvalid."""
+def ticket_verify(token: str, position: Position | None = None) -> ChatUser:
+    """The active user a ticket names (at `position`, read now if not given), consuming the
+    ticket. Raises TicketInvalid."""
     try:
         claims = ticket_claims(token, signing_keys(KEYS_MAX_AGE_SECONDS))
     except UnknownKey:  # perhaps a key published in the last moment: look at the registry itself
         claims = ticket_claims(token, signing_keys())
     ticket_consume(claims)
-    user = _active_user(claims["sub"])
+    user = _active_user(claims["sub"], position or registry_position())
     if user is None:
         raise TicketInvalid("the ticket's user does not exist or is inactive")
     return user

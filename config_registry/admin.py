@@ -283,7 +283,7 @@ class LayerAdmin(admin.ModelAdmin):
             raise PermissionDenied
         key = request.POST.get("key", "")
         try:
-            value = selectors.secret_reveal(layer=layer, key=key, actor=admin_actor(request))
+            value = services.secret_reveal(layer=layer, key=key, actor=admin_actor(request))
         except (NotFound, SecretUndecryptable) as error:
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:config_registry_layer_change", args=[layer.pk]))

@@ -13,9 +13,11 @@ from .api.permissions import context_refusal
 from .asyncdb import db_call
 from .audit import Actor
 from .exceptions import InvalidInput, NotFound, RegistryUnavailable
-from .live import REVISIONS_GROUP
+from .live.broadcast import BroadcastUnavailable
 from .models import Scope, ServiceToken
 from .selectors import TokenRejected, config_resolve, token_authenticate
+from .services import config_reveal
+from .state import broadcaster
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,11 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
     client sees why: 4400 bad parameters, 4401 token, 4403 scope or limits, 4404 unknown user,
     1013 registry unavailable.
     """
+
+    channel_layer_alias = None  # no channel of its own: registry moves come from the broadcaster
+    listening = False  # to the broadcaster's registry moves
+    following: asyncio.Task | None = None  # pushing after a move (one at a time)
+    moved_again = False  # a move came while pushing: push once more
 
     async def connect(self):
         await self.accept()
@@ -49,11 +56,12 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         if refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
         self.context = {"environment": environment, "service": service, "user": query.get("user")}
-        # Join before the first read, so that no revision can fall between the two.
+        # Listen before the first read, so that no revision can fall between the two.
         try:
-            await self.channel_layer.group_add(REVISIONS_GROUP, self.channel_name)
-        except Exception as error:  # the channel layer's backend (Redis) is down
-            logger.warning("config watch refused with 1013: channel layer unavailable: %s", error)
+            await broadcaster().listen(self._moved)
+            self.listening = True
+        except BroadcastUnavailable as error:  # Redis is down
+            logger.warning("config watch refused with 1013: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "live updates are unavailable; retry")
         self._expiry_watch()
         await self._push()
@@ -87,8 +95,10 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.context is not None:
-            await self.channel_layer.group_discard(REVISIONS_GROUP, self.channel_name)
+        if self.listening:
+            broadcaster().unlisten(self._moved)
+        if self.following is not None:
+            self.following.cancel()
 
     async def receive_json(self, content, **kwargs):
         await self.send_json(
@@ -99,9 +109,26 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
-    async def registry_revision(self, event):
-        if self.context is not None and await self._token_recheck():
-            await self._push()
+    def _moved(self, position) -> None:
+        """The registry moved (or may have: None): re-check the token, push what changed."""
+        if self.following is not None:
+            self.moved_again = True
+            return
+        self.following = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        try:
+            self.moved_again = True
+            while self.moved_again and self.context is not None:
+                self.moved_again = False
+                if await self._token_recheck():
+                    await self._push()
+        except OSError:  # the client has just gone; its disconnect follows
+            pass
+        except Exception:
+            logger.exception("config watch could not follow a registry move (%s)", self.context)
+        finally:
+            self.following = None
 
     async def _push(self):
         try:
@@ -111,8 +138,8 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
                 return
             self.last = seen
             if Scope.SECRETS_READ in self.token.scopes and resolved.secrets:
-                resolved = await db_call(config_resolve)(
-                    **self.context, reveal_secrets=True, actor=Actor(f"token:{self.token.name}", "ws/config")
+                resolved = await db_call(config_reveal)(
+                    **self.context, actor=Actor(f"token:{self.token.name}", "ws/config")
                 )
         except (InvalidInput, DataError) as error:
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", str(error))

@@ -6,6 +6,7 @@ envelope, so a ciphertext copied to another layer, key or version is refused ins
 another secret (an older, rotated-away one included), and a flipped byte is refused too.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -125,3 +126,8 @@ def reencrypt(ciphertext: str, *, place: Place, version: int) -> str | None:
     except InvalidToken:
         bound = False
     return None if bound else encrypt(value, place=place, version=version)
+
+
+def token_hash(raw: str) -> str:
+    """What is stored of a service token. Tokens carry 256 random bits: a plain SHA-256 is enough."""
+    return hashlib.sha256(raw.encode()).hexdigest()

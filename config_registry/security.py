@@ -6,31 +6,28 @@ Nothing here, or anywhere else, falls back to settings or the environment.
 """
 
 import logging
-import threading
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
 
 from .exceptions import RegistryUnavailable, SecretUndecryptable, SecurityConfigMissing, SecurityConfigUnreadable
+from .memory import PositionMemo
 from .selectors import registry_position, registry_position_known, sealed_open, service_resolution
 from .validation import SECURITY_KEYS
 
 logger = logging.getLogger(__name__)
 
-_cache: dict[tuple[str, str], tuple[tuple[str, int], Any]] = {}
-_unreadable_logged: dict[tuple[str, str], tuple[str, int]] = {}
-_cache_lock = threading.Lock()
+# Plaintexts by (service, key) at one (epoch, revision); and which could not be read, logged once there.
+SECRETS: PositionMemo[tuple[str, str], Any] = PositionMemo("security secrets", 64, depends_on=lambda p: p[:2])
+UNREADABLE: PositionMemo[tuple[str, str], bool] = PositionMemo("unreadable secrets logged", 64, lambda p: p[:2])
 
 
 def security_secret_known(key: str, *, service: str = "chat", max_age: float) -> Any | None:
     """security_secret(key, service=service, max_age=max_age) if this process has it in memory for
     the position it knows without I/O (safe on an event loop); None when it would have to read."""
     position = registry_position_known(max_age)
-    cached = _cache.get((service, key))
-    if position is None or cached is None or cached[0] != (position.epoch, position.revision):
-        return None
-    return cached[1]
+    return None if position is None else SECRETS.get(position, (service, key))
 
 
 def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) -> Any:
@@ -48,10 +45,10 @@ def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) ->
         raise ValueError(f"{key} is not among validation.SECURITY_KEYS, the keys no API may serve")
     environment = settings.REGISTRY_ENVIRONMENT
     try:
-        epoch, revision, _ = registry_position(max_age)
-        cached = _cache.get((service, key))
-        if cached is not None and cached[0] == (epoch, revision):
-            return cached[1]
+        position = registry_position(max_age)
+        known = SECRETS.get(position, (service, key))
+        if known is not None:
+            return known
         revision, resolution = service_resolution(environment=environment, service=service, max_age=max_age)
     except DatabaseError as error:
         raise RegistryUnavailable(f"the registry database is unavailable: {error}") from error
@@ -65,11 +62,9 @@ def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) ->
         value = sealed_open(resolution.values[key])
     except SecretUndecryptable as error:
         unreadable = SecurityConfigUnreadable(key=key, environment=environment, service=service, error=error)
-        with _cache_lock:
-            if _unreadable_logged.get((service, key)) != (epoch, revision):  # once per position, not per caller
-                _unreadable_logged[(service, key)] = (epoch, revision)
-                logger.error("%s", unreadable)
+        if UNREADABLE.get(position, (service, key)) is None:  # once per position, not per caller
+            UNREADABLE.put(position, (service, key), True)
+            logger.error("%s", unreadable)
         raise unreadable from None
-    with _cache_lock:
-        _cache[(service, key)] = ((epoch, revision), value)
+    SECRETS.put(position._replace(revision=revision), (service, key), value)  # the revision resolved
     return value

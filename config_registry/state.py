@@ -1,17 +1,19 @@
 """The registry's position, owned here: the singleton state row and its lock, the position a
-process has seen, and the one announcement after a commit that moved it (the position feed).
+process has seen, and the one announcement after a commit that moved it, registry_moved(), sent
+through the broadcaster chosen in settings.REGISTRY_BROADCASTER (config_registry.live.broadcast).
 
-Imports only models and the feed, so that every other module can import it.
+Imports only models (the broadcaster is named in settings), so that every other module can import it.
 """
 
 import threading
 import time
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils.module_loading import import_string
 
 from .models import RegistryState
-from .position_feed import PositionFeed, position_publish
 
 
 class Position(NamedTuple):
@@ -40,11 +42,11 @@ def registry_position(max_age: float = 0.0) -> Position:
         return observed[0]
     # Inside a transaction, read what that transaction sees (it may itself have moved the position).
     outside_transaction = not connection.in_atomic_block
-    position = _feed.current() if outside_transaction else None
+    position = broadcaster().pushed() if outside_transaction else None
     if position is None:
         position = database_position()
-        if outside_transaction:  # committed: the feed may go on from here
-            _feed.confirmed(position)
+        if outside_transaction:  # committed: what is pushed from here on follows it
+            broadcaster().confirmed(position)
     position_observed(position)
     return position
 
@@ -55,7 +57,7 @@ def registry_position_known(max_age: float) -> Position | None:
     observed = _observed
     if observed is not None and time.monotonic() - observed[1] <= max_age:
         return observed[0]
-    position = _feed.current(may_block=False)
+    position = broadcaster().pushed(may_block=False)
     if position is not None:
         position_observed(position)
     return position
@@ -74,20 +76,32 @@ def _position_parse(text: str) -> Position:
     return Position(epoch, int(revision), int(generation))
 
 
-_feed = PositionFeed(_position_parse)
+_broadcaster = None
 
 
-def committed_position_publish() -> None:
-    """After a commit that moved the registry: tell every process where it is now (this one first),
-    once per position (a transaction that took the lock twice asks twice)."""
+def broadcaster():
+    """This process's broadcaster (settings.REGISTRY_BROADCASTER: Redis pub/sub, or in-process)."""
+    global _broadcaster
+    if _broadcaster is None:
+        options = dict(settings.REGISTRY_BROADCASTER)
+        _broadcaster = import_string(options.pop("BACKEND"))(_position_parse, **options)
+    return _broadcaster
+
+
+def _committed() -> None:
+    registry_moved(database_position())
+
+
+def registry_moved(position: Position) -> None:
+    """After commit: tell every process where the registry is now (this one first), once per
+    position (a transaction that took the lock twice, or moved nothing, asks twice or in vain)."""
     global _announced
-    position = database_position()
     position_observed(position)
     with _announced_lock:
         if position == _announced:
             return
         _announced = position
-    position_publish(position)
+    broadcaster().announce(position)
 
 
 _announced: Position | None = None  # the last position this process announced
@@ -110,7 +124,7 @@ def locked_state() -> RegistryState:
     """The registry's singleton row, locked until the current transaction ends; whatever moved is
     announced to every process once it commits."""
     state, _ = RegistryState.objects.select_for_update().get_or_create(pk=1)
-    transaction.on_commit(committed_position_publish)
+    transaction.on_commit(_committed)
     return state
 
 
@@ -118,4 +132,12 @@ def state_clear() -> None:
     """Forget the positions this process has seen and announced (tests: a new database)."""
     global _observed, _announced
     _observed, _announced = None, None
-    _feed.reset()
+    if _broadcaster is not None:
+        _broadcaster.reset()
+
+
+def broadcaster_reset() -> None:
+    """A new broadcaster at next use (settings.REGISTRY_BROADCASTER changed)."""
+    global _broadcaster
+    state_clear()
+    _broadcaster = None

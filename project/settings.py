@@ -155,6 +155,12 @@ RELAY_CHANNEL_CAPACITY = {"relay.*": 10_000}
 # How often each process joins its channel-layer groups again: how soon it is back in them after
 # Redis lost them (a restart: Redis here keeps nothing on disk).
 CHANNEL_GROUP_REFRESH_SECONDS = env.float("CHANNEL_GROUP_REFRESH_SECONDS", default=30.0)
+# How a commit that moved the registry reaches every process (config_registry.live.broadcast).
+REGISTRY_BROADCASTER = (
+    {"BACKEND": "config_registry.live.broadcast.RedisBroadcaster", "location": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "config_registry.live.broadcast.LocalBroadcaster"}
+)
 if REDIS_URL:
     from redis import asyncio as redis_asyncio
     from redis import backoff, retry

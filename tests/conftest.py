@@ -14,13 +14,12 @@ from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
 from chat.consumers import HISTORIES
-from chat.selectors import chat_memory_clear
-from chat.tickets import active_users_clear
 from config_registry.audit import Actor
+from config_registry.memory import memos_clear
 from config_registry.models import Layer
 from config_registry.ratelimit import tallies_clear
-from config_registry.selectors import process_caches_clear
 from config_registry.services import layer_create, token_create, version_publish
+from config_registry.state import state_clear
 
 # Playwright's sync API keeps an event loop in the test thread; the tests' own database set-up
 # and teardown are not async code, so tell Django not to refuse them (tests only).
@@ -53,10 +52,9 @@ def _fresh_cache():
     """Each test starts with an empty shared cache, and this process forgets what it remembered
     of earlier tests' databases (positions, tokens, answers, rate-limit tallies)."""
     cache.clear()
-    process_caches_clear()
+    memos_clear()
+    state_clear()
     tallies_clear()
-    chat_memory_clear()
-    active_users_clear()
     HISTORIES.clear()
 
 

@@ -9,8 +9,8 @@ from django.db import DatabaseError, connection
 
 from config_registry import audit
 from config_registry.models import AuditEvent, Layer, LayerVersion
-from config_registry.selectors import config_resolve, registry_revision
-from config_registry.services import key_definition_save, token_create, token_revoke, version_publish
+from config_registry.selectors import registry_revision
+from config_registry.services import config_reveal, key_definition_save, token_create, token_revoke, version_publish
 
 
 def test_version_publish__audit_event__before_after_for_plain_keys_hash_for_secrets(make_layer, actor):
@@ -57,7 +57,7 @@ def test_writes__each__record_exactly_one_event(make_layer, actor, make_user):
 
 def test_secret_reveal__audited_with_keys_not_values(make_layer, actor):
     make_layer("global", {"s": "plain-text-secret"}, secrets=["s"])
-    config_resolve(environment="dev", service="chat", user=None, reveal_secrets=True, actor=actor)
+    config_reveal(environment="dev", service="chat", user=None, actor=actor)
     event = AuditEvent.objects.order_by("seq").last()
     assert (event.action, event.changes["keys"]) == ("secret.reveal", ["s"])
     assert "plain-text-secret" not in json.dumps(event.changes)

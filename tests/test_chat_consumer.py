@@ -456,16 +456,17 @@ def test_chat__unexpected_bug__logged_with_context_and_closed_with_1011(chat, ca
 def database_hops(monkeypatch):
     """Counts the chat's reads that need a database thread during a handshake."""
     import chat.consumers
+    import chat.sessions
 
-    hops = {"session_open": 0, "room_history": 0}
-    for name in hops:
-        original = getattr(chat.consumers, name)
+    hops = {"session_read": 0, "room_history": 0}
+    for module, name in ((chat.sessions, "session_read"), (chat.consumers, "room_history")):
+        original = getattr(module, name)
 
         def counting(*args, _original=original, _name=name, **kwargs):
             hops[_name] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(chat.consumers, name, counting)
+        monkeypatch.setattr(module, name, counting)
     return hops
 
 
@@ -475,7 +476,7 @@ def test_chat__known_user_joins_a_room_with_members__no_database_read(chat, data
         await alice.send_json_to({"type": "message", "text": "before bob"})
         await alice.receive_json_from(timeout=5)
         first_bob, history, _ = await _join("lobby", "bob")
-        assert database_hops == {"session_open": 2, "room_history": 0}
+        assert database_hops == {"session_read": 2, "room_history": 0}
         assert [m["text"] for m in history["messages"]] == ["before bob"]
         await first_bob.disconnect()
 
@@ -543,54 +544,46 @@ def test_chat__user_deactivated__remembered_no_longer__4401(chat):
     _run(scenario())
 
 
-# One revisions membership per process -------------------------------------------------------------
+# One listener of the registry's moves per process ----------------------------------------------------------
 
 
-async def _revision_members() -> set[str]:
-    """The channels in the revisions group, as the layer (in memory or Redis) holds them."""
-    from channels.layers import get_channel_layer
+def _listeners() -> int:
+    from config_registry.state import broadcaster
 
-    from config_registry.live import REVISIONS_GROUP
-
-    layer = get_channel_layer()
-    if hasattr(layer, "groups"):  # in memory
-        return set(layer.groups.get(REVISIONS_GROUP, {}))
-    connection = layer.connection(layer.consistent_hash(REVISIONS_GROUP))
-    return set(await connection.zrange(layer._group_key(REVISIONS_GROUP), 0, -1))
+    return broadcaster().listening()
 
 
-def test_chat__many_connections__one_membership_of_the_revisions_group_until_the_last_leaves(chat):
+def test_chat__many_connections__one_listener_of_registry_moves_until_the_last_leaves(chat):
     async def scenario():
         alice, _, _ = await _join("lobby", "alice")
         bob, _, _ = await _join("lobby", "bob")
         zoe, _, _ = await _join("garden", "zoë")
-        assert len(await _revision_members()) == 1  # not one per connection: joining costs the layer nothing
+        assert _listeners() == 1  # not one per connection: following costs nothing after the first
         await _publish("global", {"chat.max_message_length": 30})
         for socket in (alice, bob, zoe):  # and the one membership reaches every connection
             assert (await socket.receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 30
         for socket in (alice, bob):
             await socket.disconnect()
-        assert len(await _revision_members()) == 1
+        assert _listeners() == 1
         await zoe.disconnect()
-        assert await _revision_members() == set()  # the last one out leaves the group
+        assert _listeners() == 0  # the last one out stops listening
 
     _run(scenario())
 
 
 def test_chat__publish_between_reading_config_and_joining__still_reaches_the_connection(chat, monkeypatch):
     from chat import consumers
-    from config_registry.live import REVISIONS_GROUP
 
-    join, sockets = consumers.RELAY.join, {}
+    follow, sockets = consumers.FOLLOWERS.follow, {}
 
-    async def publish_then_join(layer, group, member):
-        if group == REVISIONS_GROUP and member.room == "garden":  # bob's configuration has been read
+    async def publish_then_follow(member):
+        if member.room == "garden":  # bob's configuration has been read
             await _publish("global", {"chat.max_message_length": 33})
             # Delivered to the members of this moment (alice), not to bob.
             assert (await sockets["alice"].receive_json_from(timeout=5))["values"]["chat.max_message_length"] == 33
-        await join(layer, group, member)
+        await follow(member)
 
-    monkeypatch.setattr(consumers.RELAY, "join", publish_then_join)
+    monkeypatch.setattr(consumers.FOLLOWERS, "follow", publish_then_follow)
 
     async def scenario():
         sockets["alice"], _, _ = await _join("lobby", "alice")  # keeps the process's relay running
@@ -606,19 +599,18 @@ def test_chat__publish_between_reading_config_and_joining__still_reaches_the_con
 
 def test_chat__message_to_the_room_while_joining__after_history_and_config_never_lost(chat, monkeypatch):
     from chat import consumers
-    from config_registry.live import REVISIONS_GROUP
 
-    join, sockets = consumers.RELAY.join, {}
+    follow, sockets = consumers.FOLLOWERS.follow, {}
 
-    async def message_then_join(layer, group, member):
-        if group == REVISIONS_GROUP and member.room == "lobby" and "alice" in sockets:
+    async def message_then_follow(member):
+        if member.room == "lobby" and "alice" in sockets:
             # bob is in the room's group, his first frames not yet sent: alice speaks, and gets it back
             # once the room has it, bob included.
             await sockets["alice"].send_json_to({"type": "message", "text": "while bob joins"})
             assert (await sockets["alice"].receive_json_from(timeout=5))["text"] == "while bob joins"
-        await join(layer, group, member)
+        await follow(member)
 
-    monkeypatch.setattr(consumers.RELAY, "join", message_then_join)
+    monkeypatch.setattr(consumers.FOLLOWERS, "follow", message_then_follow)
 
     async def scenario():
         sockets["alice"], _, _ = await _join("lobby", "alice")
@@ -638,18 +630,18 @@ def test_chat__re_resolving_after_a_publish__messages_from_the_room_keep_arrivin
 
     from channels.layers import get_channel_layer
 
-    from chat import consumers
-    from config_registry.live import group_message
+    from chat import consumers, fanout
+    from config_registry.live.relay import group_message
 
     started, release = threading.Event(), threading.Event()
-    resolve = consumers.chat_configs
+    resolve = fanout.chat_configs
 
     def slow(usernames):
         started.set()
         release.wait(timeout=30)
         return resolve(usernames)
 
-    monkeypatch.setattr(consumers, "chat_configs", slow)
+    monkeypatch.setattr(fanout, "chat_configs", slow)
 
     async def scenario():
         bob, _, _ = await _join("lobby", "bob")

@@ -9,6 +9,7 @@ from config_registry import crypto
 from config_registry.exceptions import KeyRingInvalid, SecretUndecryptable
 from config_registry.models import Entry
 from config_registry.selectors import config_resolve, version_states
+from config_registry.services import config_reveal
 
 SPECIAL_VALUES = ["", 0, False, None, [], {}, 0.5, -1, "ünïcode ✓", [1, "a", None], {"nested": {"a": [True]}}]
 
@@ -24,7 +25,7 @@ def test_secret__any_json_value__round_trips_exactly(make_layer, value):
 @pytest.mark.parametrize("value", SPECIAL_VALUES, ids=repr)
 def test_secret__any_json_value__resolves_revealed_exactly(make_layer, actor, value):
     make_layer("global", {"s.value": value}, secrets=["s.value"])
-    resolved = config_resolve(environment="dev", service="chat", user=None, reveal_secrets=True, actor=actor)
+    resolved = config_reveal(environment="dev", service="chat", user=None, actor=actor)
     assert resolved.values["s.value"] == value and type(resolved.values["s.value"]) is type(value)
 
 
@@ -57,7 +58,7 @@ def test_ciphertext__copied_by_sql_to_another_key__fails_with_typed_error(make_l
     with pytest.raises(SecretUndecryptable, match="'b.secret' in layer global version 1"):
         version_states(layer, 1)
     with pytest.raises(SecretUndecryptable):
-        config_resolve(environment="dev", service="x", user=None, reveal_secrets=True, actor=actor)
+        config_reveal(environment="dev", service="x", user=None, actor=actor)
 
 
 def test_ciphertext__one_flipped_byte__fails_with_typed_error(make_layer):

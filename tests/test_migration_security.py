@@ -14,8 +14,10 @@ from django.db.migrations.executor import MigrationExecutor
 from config_registry import crypto
 from config_registry.audit import audit_verify
 from config_registry.exceptions import SecretUndecryptable
+from config_registry.memory import memos_clear
 from config_registry.models import Entry, Layer
-from config_registry.selectors import process_caches_clear, version_states
+from config_registry.selectors import version_states
+from config_registry.state import state_clear
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("config_registry", "0001_initial")]
@@ -47,7 +49,8 @@ def old_schema():
     if AFTER[0] not in executor.loader.applied_migrations:
         apps.get_model("config_registry", "AuditEvent").objects.all().delete()  # a test left a broken chain
     executor.migrate(executor.loader.graph.leaf_nodes())
-    process_caches_clear()
+    memos_clear()
+    state_clear()
 
 
 def _old_registry(apps, *, tamper: bool = False):

@@ -1,5 +1,5 @@
-"""The registry position pushed to processes (config_registry.position_feed), against real Redis,
-and rate limits counted in batches (config_registry.ratelimit)."""
+"""The registry position pushed to processes (config_registry.live.broadcast and .feed), against
+real Redis, and rate limits counted in batches (config_registry.ratelimit)."""
 
 import pytest
 from django.conf import settings
@@ -7,7 +7,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from config_registry import position_feed, ratelimit, selectors, state
+from config_registry import ratelimit, selectors, state
+from config_registry.live import broadcast, feed
+from config_registry.memory import memos_clear
 from config_registry.selectors import Position, registry_position
 
 
@@ -24,8 +26,7 @@ def feed_redis(transactional_db):
 
 
 def _publish(client, position: Position) -> None:
-    channel = cache.make_and_validate_key(position_feed.CHANNEL)
-    assert client.publish(channel, position_feed.position_text(position)) >= 1  # someone listens
+    assert client.publish(state.broadcaster().channel, broadcast.position_text(position)) >= 1  # someone listens
 
 
 def _read_with_queries() -> tuple[Position, int]:
@@ -38,7 +39,8 @@ def test_feed__after_one_database_read__pushed_positions_without_queries(feed_re
     from config_registry.services import revision_bump
 
     revision_bump()  # the registry's first commit gives it its epoch
-    selectors.process_caches_clear()
+    memos_clear()
+    state.state_clear()
     first, queries = _read_with_queries()
     assert queries == 1  # subscribed, then read once from the database
     assert _read_with_queries() == (first, 0)
@@ -55,16 +57,17 @@ def test_feed__after_one_database_read__pushed_positions_without_queries(feed_re
 
 def test_feed__a_commit_here_is_published_to_every_subscriber(feed_redis, make_layer):
     registry_position()
-    listener = cache.subscription(position_feed.CHANNEL)
+    listener = feed_redis.pubsub()
+    listener.subscribe(state.broadcaster().channel)
     assert listener.get_message(timeout=5)["type"] == "subscribe"
     make_layer("global", {"feature.flag": True})
     texts = []
     while (message := listener.get_message(timeout=5)) is not None:
         texts.append(message["data"].decode())
-        if texts[-1] == position_feed.position_text(selectors.database_position()):
+        if texts[-1] == broadcast.position_text(selectors.database_position()):
             break
     listener.close()
-    assert texts and texts[-1] == position_feed.position_text(selectors.database_position())
+    assert texts and texts[-1] == broadcast.position_text(selectors.database_position())
     assert _read_with_queries() == (selectors.database_position(), 0)
 
 
@@ -74,7 +77,7 @@ def test_feed__subscription_killed__database_until_subscribed_again(feed_redis, 
     position, queries = _read_with_queries()
     assert (position, queries) == (first, 1)
 
-    monkeypatch.setattr(state._feed, "_retry_at", 0.0)  # RETRY_SECONDS later
+    monkeypatch.setattr(state.broadcaster()._feed, "_retry_at", 0.0)  # RETRY_SECONDS later
     assert _read_with_queries() == (first, 1)  # subscribed again, and read once more from the database
     assert _read_with_queries() == (first, 0)
 
@@ -85,7 +88,7 @@ def test_feed__trusted_for_trust_seconds_then_read_again(feed_redis, monkeypatch
     _read_with_queries()
     assert _read_with_queries()[1] == 0
     now = time.monotonic()
-    monkeypatch.setattr(position_feed.time, "monotonic", lambda: now + position_feed.TRUST_SECONDS + 0.5)
+    monkeypatch.setattr(feed.time, "monotonic", lambda: now + feed.TRUST_SECONDS + 0.5)
     assert _read_with_queries()[1] == 1  # a silent loss would leave this process behind no longer
     assert _read_with_queries()[1] == 0
 

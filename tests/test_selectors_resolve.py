@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth.models import Group
 
 from config_registry.exceptions import InvalidInput, NotFound
-from config_registry.selectors import _snapshots, config_resolve, registry_revision
-from config_registry.services import key_definition_save, layer_update, version_publish
+from config_registry.selectors import config_resolve, registry_revision
+from config_registry.selectors.resolution import _snapshots
+from config_registry.services import config_reveal, key_definition_save, layer_update, version_publish
 
 
 @pytest.fixture
@@ -58,20 +59,14 @@ def test_config_resolve__user_joins_group__revision_moves_and_values_follow(stac
     assert config_resolve(environment="prod", service="chat", user="bob").values["color"] == "red"
 
 
-def test_config_resolve__reveal__decrypts_only_the_winner(stack, actor):
-    resolved = config_resolve(environment="prod", service="chat", user="alice", reveal_secrets=True, actor=actor)
+def test_config_reveal__decrypts_only_the_winner(stack, actor):
+    resolved = config_reveal(environment="prod", service="chat", user="alice", actor=actor)
     assert resolved.values["db.password"] == "p"
-    assert (
-        config_resolve(environment="dev", service="chat", user=None, reveal_secrets=True, actor=actor).values[
-            "db.password"
-        ]
-        == "g"
-    )
+    assert config_reveal(environment="dev", service="chat", user=None, actor=actor).values["db.password"] == "g"
 
 
-def test_config_resolve__reveal_without_actor__refused(stack):
-    with pytest.raises(ValueError, match="actor"):
-        config_resolve(environment="prod", service="chat", user="alice", reveal_secrets=True)
+def test_config_resolve__never_reveals__secrets_masked(stack):
+    assert config_resolve(environment="prod", service="chat", user="alice").values["db.password"] == "********"
 
 
 def test_config_resolve__key_definition_default__lowest_layer(stack, actor):

@@ -40,7 +40,7 @@ def test_version_publish__announces_the_new_position_once(make_layer, actor, mon
 
     layer = make_layer("global", {"a": 1})
     announced = []
-    monkeypatch.setattr(state, "position_publish", lambda position: announced.append(position.revision))
+    monkeypatch.setattr(state.broadcaster(), "announce", lambda position: announced.append(position.revision))
     version = version_publish(layer=layer, base_version=1, set_={"a": 2}, actor=actor)  # a version, an audit event
     assert announced == [version.revision]
 

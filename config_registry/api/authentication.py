@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 
 from ..audit import Actor
 from ..models import Scope, ServiceToken
-from ..selectors import TokenRejected, registry_position, token_authenticate
+from ..selectors import Position, TokenRejected, registry_position, token_authenticate
 from ..services import token_mark_used
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
@@ -17,9 +17,11 @@ LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a 
 
 @dataclass(frozen=True)
 class ServicePrincipal:
-    """request.user for a service token; the token itself is request.auth."""
+    """request.user for a service token; the token itself is request.auth. `position` is the
+    registry's position the token was checked at: the rest of the request reads at it too."""
 
     token: ServiceToken
+    position: Position
     is_authenticated = True
     is_anonymous = False
     is_staff = False
@@ -63,14 +65,14 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if raw is None:
             raise exceptions.AuthenticationFailed("use 'Authorization: Bearer <service token>'")
         # One position read serves the whole request: the token check here, the resolve later.
-        request.registry_position = registry_position()
+        position = registry_position()
         try:
-            token = token_authenticate(raw, request.registry_position)
+            token = token_authenticate(raw, position)
         except TokenRejected as error:
             raise exceptions.AuthenticationFailed(str(error)) from None
         if token.last_used_at is None or timezone.now() - token.last_used_at > LAST_USED_PRECISION:
             token_mark_used(token)
-        return ServicePrincipal(token), token
+        return ServicePrincipal(token, position), token
 
     def authenticate_header(self, request):
         return 'Bearer realm="config-registry"'

@@ -63,6 +63,13 @@ def _reveals(request) -> bool:
     return Scope.SECRETS_READ in request.auth.scopes
 
 
+def _entries(request, layer: Layer, number: int) -> tuple[dict, list[str]]:
+    """A version's entries as this token may see them: secrets opened (audited) with secrets:read."""
+    if _reveals(request):
+        return services.version_reveal(layer=layer, number=number, actor=request_actor(request))
+    return selectors.version_entries(layer, number)
+
+
 class TokenView(APIView):
     """Service-token endpoints: the scope per method comes from `required_scopes`."""
 
@@ -93,15 +100,19 @@ class ResolveView(TokenView):
     def get(self, request):
         query = _resolve_query(request.query_params)
         require_context(request.auth, environment=query["environment"], service=query["service"])
-        etag, body = selectors.resolve_answer(
-            environment=query["environment"],
-            service=query["service"],
-            user=query.get("user"),
-            explain=query["explain"],
-            reveal_secrets=_reveals(request),
-            actor=request_actor(request),
-            position=getattr(request, "registry_position", None),
-        )
+        context = {"environment": query["environment"], "service": query["service"], "user": query.get("user")}
+        if _reveals(request):  # a write: audited, never kept
+            resolved = services.config_reveal(**context, actor=request_actor(request))
+            etag = selectors.resolve_etag(
+                epoch=request.user.position.epoch,
+                revision=resolved.revision,
+                context=resolved.context,
+                explain=query["explain"],
+                revealed=True,
+            )
+            body = selectors.answer_body(resolved, explain=query["explain"])
+        else:
+            etag, body = selectors.resolve_answer(**context, explain=query["explain"], position=request.user.position)
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return HttpResponse(body, content_type="application/json", headers={"ETag": etag})
@@ -188,9 +199,7 @@ class LayerDetailView(TokenView):
     )
     def get(self, request, ref):
         layer = self.layer(ref)
-        entries, secrets = selectors.version_entries(
-            layer, layer.current_version, reveal_secrets=_reveals(request), actor=request_actor(request)
-        )
+        entries, secrets = _entries(request, layer, layer.current_version)
         return Response(_layer_detail(layer, entries, secrets))
 
 
@@ -255,9 +264,7 @@ class VersionDetailView(TokenView):
     def get(self, request, ref, number):
         layer = self.layer(ref)
         version = selectors.version_get(layer, number)
-        entries, secrets = selectors.version_entries(
-            layer, number, reveal_secrets=_reveals(request), actor=request_actor(request)
-        )
+        entries, secrets = _entries(request, layer, number)
         return Response({**_version_summary(version), "entries": entries, "secrets": secrets})
 
 

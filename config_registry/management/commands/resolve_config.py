@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config_registry.audit import CLI_ACTOR
 from config_registry.exceptions import InvalidInput, NotFound, SecretUndecryptable
 from config_registry.selectors import config_resolve
+from config_registry.services import config_reveal
 
 
 class Command(BaseCommand):
@@ -21,9 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, environment, service, user, explain, reveal_secrets, **options):
         try:
-            resolved = config_resolve(
-                environment=environment, service=service, user=user, reveal_secrets=reveal_secrets, actor=CLI_ACTOR
-            )
+            context = {"environment": environment, "service": service, "user": user}
+            resolved = config_reveal(**context, actor=CLI_ACTOR) if reveal_secrets else config_resolve(**context)
         except (InvalidInput, NotFound, SecretUndecryptable) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(json.dumps(resolved.as_dict(explain=explain), indent=2, sort_keys=True))

@@ -19,41 +19,20 @@ import os
 import threading
 import time
 
-from django.core.cache import cache
 from redis.exceptions import RedisError
-
-from .exceptions import CacheUnavailable
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "registry:positions"
 TRUST_SECONDS = 1.0
 RETRY_SECONDS = 1.0  # after a failure, subscribe again at most this often
-
-
-def position_text(position) -> str:
-    return f"{position.epoch}:{position.revision}:{position.token_generation}"
-
-
-def position_publish(position) -> None:
-    """Tell every process about a committed position. Failures only delay them (TRUST_SECONDS)."""
-    if not hasattr(cache, "publish"):
-        return
-    try:
-        cache.publish(CHANNEL, position_text(position))
-    except CacheUnavailable:
-        logger.warning(
-            "could not publish registry position %s; processes catch up within %ss",
-            position_text(position),
-            TRUST_SECONDS,
-        )
 
 
 class PositionFeed:
     """This process's subscription to published positions (one per process, used by any thread)."""
 
-    def __init__(self, parse):
+    def __init__(self, parse, subscribe):
         self._parse = parse  # text -> Position
+        self._subscribe = subscribe  # () -> a redis-py PubSub, its subscribe() sent
         self._lock = threading.Lock()
         self._pubsub = None
         self._pid = None
@@ -65,8 +44,6 @@ class PositionFeed:
         """The newest position pushed to this process, or None when it must read the database
         (and then report what it read to confirmed()). With may_block=False (on an event loop) it
         neither waits for another thread nor subscribes: None then, too."""
-        if not hasattr(cache, "subscription"):
-            return None
         if not self._lock.acquire(blocking=may_block):
             return None
         try:
@@ -122,13 +99,13 @@ class PositionFeed:
         if time.monotonic() < self._retry_at:
             return False
         try:
-            pubsub = cache.subscription(CHANNEL)
+            pubsub = self._subscribe()
             # Wait for Redis to confirm: only from then on is every publish delivered to us.
             message = pubsub.get_message(timeout=1.0)
             if message is None or message["type"] != "subscribe":
                 pubsub.close()
-                raise CacheUnavailable("no confirmation of the subscription")
-        except (CacheUnavailable, RedisError, OSError) as error:
+                raise RedisError("no confirmation of the subscription")
+        except (RedisError, OSError) as error:
             self._retry_at = time.monotonic() + RETRY_SECONDS
             logger.warning("registry position feed unavailable (%s); reading positions from the database", error)
             return False

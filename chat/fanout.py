@@ -1,0 +1,148 @@
+"""The chat's fan-out in this process: room messages from the relay to each member's writer, and
+registry moves to a re-resolution of the connected users' configurations, applied live."""
+
+import asyncio
+import json
+import logging
+import weakref
+from typing import Any
+
+from django.db import DatabaseError
+
+from config_registry.asyncdb import db_call
+from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
+from config_registry.live.relay import GroupRelay
+from config_registry.state import broadcaster, position_observed
+
+from .history import RoomHistories
+from .selectors import chat_configs
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
+Member = Any  # a chat.consumers.ChatConsumer (which imports this module)
+HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
+
+
+async def relay_deliver(group: str, message: dict, consumers: list[Member]) -> None:
+    """What reaches this process for its chat connections (see RELAY)."""
+    if message["type"] == "chat.message":
+        await message_deliver(message, consumers)
+    else:
+        logger.warning("chat ignored a %r message to %s", message["type"], group)
+
+
+async def message_deliver(event: dict, consumers: list[Member]) -> None:
+    """A message to a room: into the room's history here, and to each member here (encoded once)."""
+    message = {key: event[key] for key in ("id", "user", "text", "at")}
+    HISTORIES.received(event["room"], message)
+    frame = json.dumps(message | {"type": "message"})
+    for consumer in consumers:
+        consumer.push(frame)
+
+
+class ConfigRefreshes:
+    """One configs_refresh() at a time per event loop, and one more after it when publishes came
+    meanwhile (for the connections of the latest of them)."""
+
+    def __init__(self):
+        self._running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
+        self._next: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list] = weakref.WeakKeyDictionary()
+
+    def request(self, consumers: list[Member]) -> None:
+        loop = asyncio.get_running_loop()
+        if loop in self._running:
+            self._next[loop] = consumers
+        else:
+            self._running[loop] = loop.create_task(self._run(loop, consumers))
+
+    async def _run(self, loop, consumers: list[Member] | None) -> None:
+        try:
+            while consumers is not None:
+                try:
+                    await configs_refresh(consumers)
+                except Exception:
+                    logger.exception("chat could not re-resolve its users' configuration")
+                consumers = self._next.pop(loop, None)
+        finally:
+            del self._running[loop]
+
+
+CONFIG_REFRESHES = ConfigRefreshes()
+
+
+async def configs_refresh(consumers: list[Member]) -> None:
+    """Re-resolve these connections' configurations (one hop to a database thread for all of
+    them) and apply them live."""
+    consumers = [consumer for consumer in consumers if consumer.user is not None]
+    try:
+        configs = await db_call(chat_configs)({consumer.user.username for consumer in consumers})
+    except UNAVAILABLE as error:
+        logger.warning("chat could not re-resolve its users' configuration; keeping the current one: %s", error)
+        return
+    for consumer in consumers:
+        try:
+            config = configs[consumer.user.username]
+            if config is None:  # deactivated or deleted since the connection opened
+                await consumer.refuse(
+                    CLOSE_UNAUTHORIZED, "unauthorized", "your account is no longer active: the connection is closed"
+                )
+                continue
+            await consumer.config_apply(config)
+        except OSError:  # the client has just gone; its disconnect follows
+            pass
+        except Exception:
+            logger.exception(
+                "chat could not apply new configuration (user=%s, room=%r)", consumer.user.username, consumer.room
+            )
+
+
+async def relay_gap(group: str, consumers: list[Member]) -> None:
+    """The process had been missing from a room's group: its history here may lack messages."""
+    for room in {consumer.room for consumer in consumers}:
+        HISTORIES.forget(room)
+
+
+# The process's one membership of each room's group its connections are in.
+RELAY = GroupRelay(relay_deliver, relay_gap)
+
+
+class Followers:
+    """The open chat connections of each event loop, following the registry: one listener per
+    loop on the broadcaster, and every move re-resolves them all (CONFIG_REFRESHES)."""
+
+    def __init__(self):
+        self._members: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set] = weakref.WeakKeyDictionary()
+
+    async def follow(self, consumer: Member) -> None:
+        """Raises live.broadcast.BroadcastUnavailable when the registry's moves cannot be heard."""
+        loop = asyncio.get_running_loop()
+        members = self._members.get(loop)
+        if members is None:
+            members = set()
+            await broadcaster().listen(self._moved)
+            members = self._members.setdefault(loop, members)
+        members.add(consumer)
+
+    def unfollow(self, consumer: Member) -> None:
+        loop = asyncio.get_running_loop()
+        members = self._members.get(loop)
+        if members is None:
+            return
+        members.discard(consumer)
+        if not members:
+            del self._members[loop]
+            broadcaster().unlisten(self._moved)
+
+    def _moved(self, position) -> None:
+        """A commit somewhere (or None: some may have been missed): re-resolve this loop's users
+        and apply their configurations live (beside the relay: room messages keep flowing)."""
+        if position is not None:
+            position_observed(position)
+        members = self._members.get(asyncio.get_running_loop())
+        if members:
+            CONFIG_REFRESHES.request(list(members))
+
+
+FOLLOWERS = Followers()

@@ -1,0 +1,81 @@
+"""What a process remembers between requests: values valid at one registry position (PositionMemo),
+and the one hook that forgets them all (memos_clear(), also run on Django's setting_changed).
+
+Imports nothing of the project: a position is any tuple, and each memo says which part of it its
+values depend on (tokens: the epoch and token generation; resolutions: the epoch and revision).
+"""
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+_memos: "weakref.WeakSet[PositionMemo]" = weakref.WeakSet()
+
+
+def whole_position(position) -> Hashable:
+    return tuple(position)
+
+
+class PositionMemo(Generic[K, V]):
+    """Values valid at one registry position; bounded (least recently used out first);
+    thread-safe; forgotten when the position moves.
+
+    `depends_on(position)` is what the values depend on (by default the whole position): a put at
+    another one forgets the values of the previous one, and a get at another one finds nothing."""
+
+    def __init__(self, name: str, max_entries: int, depends_on: Callable[[tuple], Hashable] = whole_position):
+        self.name, self.max_entries, self._depends_on = name, max_entries, depends_on
+        self._lock = threading.Lock()
+        self._at: Hashable = None
+        self._values: OrderedDict[K, V] = OrderedDict()
+        _memos.add(self)
+
+    def get(self, position, key: K) -> V | None:
+        at = self._depends_on(position)
+        with self._lock:
+            if at != self._at:
+                return None
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, position, key: K, value: V) -> None:
+        at = self._depends_on(position)
+        with self._lock:
+            if at != self._at:
+                self._at, self._values = at, OrderedDict()
+            self._values[key] = value
+            self._values.move_to_end(key)
+            if len(self._values) > self.max_entries:
+                self._values.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._at, self._values = None, OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"<PositionMemo {self.name}: {len(self)} of {self.max_entries}>"
+
+
+def memos_clear() -> None:
+    """Forget every memo of this process (a new database behind it, or new settings)."""
+    for memo in list(_memos):
+        memo.clear()
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs) -> None:
+    # As Django's own caches (django.test.signals): what was remembered under other settings goes.
+    memos_clear()

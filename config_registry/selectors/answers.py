@@ -1,0 +1,52 @@
+"""Answers of the resolve endpoint as bytes with a strong ETag: kept by position in this process
+(ANSWERS) and in the shared cache, so that a warm resolve is a position read and a look-up."""
+
+import hashlib
+import json
+
+from django.core.cache import cache
+
+from ..memory import PositionMemo
+from ..state import Position, registry_position
+from .resolution import ResolvedConfig, config_resolve, context_of, shared_cache_key, shared_cache_set
+
+# Masked answers at one (epoch, revision), by ETag: an ETag names its revision, so none goes stale.
+ANSWERS: PositionMemo[str, bytes] = PositionMemo("resolve answers", 512, depends_on=lambda position: position[:2])
+
+
+def resolve_etag(*, epoch: str, revision: int, context: dict[str, str], explain: bool, revealed: bool = False) -> str:
+    """Strong ETag of a resolve answer: the same revision and request give the same bytes."""
+    digest = hashlib.sha256(repr((epoch, sorted(context.items()), explain, revealed)).encode()).hexdigest()
+    return f'"{revision}-{digest[:20]}"'
+
+
+def answer_body(resolved: ResolvedConfig, *, explain: bool) -> bytes:
+    return json.dumps(resolved.as_dict(explain=explain), separators=(",", ":")).encode()
+
+
+def resolve_answer(
+    *, environment: str, service: str, user: str | None, explain: bool, position: Position | None = None
+) -> tuple[str, bytes]:
+    """(ETag, JSON body) of a masked resolve at `position` (read now if not given). Whatever the
+    number of keys, a warm answer costs a dictionary look-up."""
+    context = context_of(environment, service, user)
+    position = position or registry_position()
+    etag = resolve_etag(
+        epoch=position.epoch, revision=position.revision, context=context, explain=explain, revealed=False
+    )
+    body = ANSWERS.get(position, etag)
+    if body is None:
+        body = cache.get(shared_cache_key("body", etag))
+        if body is not None:
+            ANSWERS.put(position, etag, body)
+    if body is not None:
+        return etag, body
+    resolved = config_resolve(environment=environment, service=service, user=user)
+    position = Position(position.epoch, resolved.revision, position.token_generation)
+    etag = resolve_etag(
+        epoch=position.epoch, revision=position.revision, context=context, explain=explain, revealed=False
+    )
+    body = answer_body(resolved, explain=explain)
+    shared_cache_set(shared_cache_key("body", etag), body)
+    ANSWERS.put(position, etag, body)
+    return etag, body

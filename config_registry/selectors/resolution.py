@@ -1,0 +1,200 @@
+"""Resolution through the database: one consistent snapshot of a context's layers, resolved by the
+pure resolver, cached in the shared cache by (epoch, revision, context). Secrets stay sealed here;
+opening them for a caller is a write (services.config_reveal, audited)."""
+
+import hashlib
+import logging
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db.models import OuterRef, Q, Subquery
+
+from .. import crypto
+from ..diff import MASK
+from ..exceptions import InvalidInput, NotFound
+from ..models import Entry, KeyDefinition, Layer, LayerVersion, Level
+from ..resolver import LayerSnapshot, Provenance, Resolution, resolve
+from ..state import Position, registry_position, registry_revision
+from ..validation import NAME_PATTERNS
+from .position import consistent_read
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS_REF = "default"  # provenance of a value that comes from a key definition's default
+
+CACHE_SECONDS = 3600  # entries are keyed by revision, so expiry only bounds memory
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A secret as the resolver sees it: opaque, opened only if it wins and may be revealed."""
+
+    place: crypto.Place
+    version: int
+    ciphertext: str
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    revision: int
+    context: dict[str, str]
+    values: dict[str, Any]
+    secrets: frozenset[str]
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+
+    def as_dict(self, *, explain: bool = False) -> dict[str, Any]:
+        """The wire form shared by the API and resolve_config."""
+        answer: dict[str, Any] = {"revision": self.revision, "context": self.context, "values": self.values}
+        if explain:
+            answer["provenance"] = {key: provenance_as_dict(p) for key, p in self.provenance.items()}
+        return answer
+
+
+def context_of(environment: str, service: str, user: str | None) -> dict[str, str]:
+    return {"environment": environment, "service": service, **({"user": user} if user is not None else {})}
+
+
+def context_label(context: dict[str, str]) -> str:
+    return ",".join(f"{name}={value}" for name, value in context.items())
+
+
+def _check_name(label: str, value: Any) -> str:
+    if not isinstance(value, str) or not NAME_PATTERNS[Level.SERVICE].match(value):
+        raise InvalidInput(
+            "invalid context", {label: f"{value!r} is not a valid {label} name (lowercase letters, digits, - and _)"}
+        )
+    return value
+
+
+def _snapshots(layers: Sequence[Layer], revision: int) -> list[LayerSnapshot]:
+    """Each layer's entries as of `revision`, in the order given (lowest first)."""
+    at_revision = LayerVersion.objects.filter(layer=OuterRef("pk"), revision__lte=revision).order_by("-number")
+    version_ids = dict(
+        Layer.objects.filter(pk__in=[layer.pk for layer in layers])
+        .annotate(version_id=Subquery(at_revision.values("pk")[:1]))
+        .values_list("pk", "version_id")
+    )
+    rows = Entry.objects.filter(version_id__in=[v for v in version_ids.values() if v]).values_list(
+        "version_id", "version__number", "key", "value", "ciphertext", "secret"
+    )
+    by_version: dict[int, tuple[int, dict[str, Any], set[str]]] = {}
+    for version_id, number, key, value, ciphertext, secret in rows:
+        _, entries, secrets = by_version.setdefault(version_id, (number, {}, set()))
+        entries[key] = value
+        if secret:
+            secrets.add(key)
+            entries[key] = (number, ciphertext)
+    snapshots = []
+    for layer in layers:
+        number, entries, secrets = by_version.get(version_ids.get(layer.pk), (None, {}, set()))
+        for key in secrets:
+            version, ciphertext = entries[key]
+            entries[key] = Sealed(crypto.Place(layer.ref, key), version, ciphertext)
+        snapshots.append(LayerSnapshot(layer.ref, number, entries, frozenset(secrets)))
+    return snapshots
+
+
+def _defaults() -> LayerSnapshot:
+    defaults = KeyDefinition.objects.filter(has_default=True).values_list("key", "default")
+    return LayerSnapshot(DEFAULTS_REF, None, dict(defaults))
+
+
+def _resolution(environment: str, service: str, user: str | None) -> tuple[int, Resolution]:
+    """The revision and the resolution (secrets still sealed) of one context, read consistently."""
+    _check_name("environment", environment)
+    _check_name("service", service)
+    wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
+    with consistent_read():
+        revision = registry_revision()
+        found = {
+            (layer.level, layer.name): layer
+            for layer in Layer.objects.filter(
+                Q(level=Level.GLOBAL)
+                | Q(level=Level.ENVIRONMENT, name=environment)
+                | Q(level=Level.SERVICE, name=service)
+            )
+        }
+        layers = [found[key] for key in wanted if key in found]
+        if user is not None:
+            account = get_user_model().objects.filter(username=user).first()
+            if account is None:
+                raise NotFound(f"user {user!r} does not exist")
+            group_names = list(account.groups.values_list("name", flat=True))
+            groups = Layer.objects.filter(level=Level.GROUP, name__in=group_names).order_by("priority", "name")
+            layers += [*groups, *Layer.objects.filter(level=Level.USER, name=user)]
+        snapshots = [_defaults(), *_snapshots(layers, revision)]
+    return revision, resolve(snapshots)
+
+
+def resolution_read(
+    environment: str, service: str, user: str | None, max_age: float = 0.0, position: Position | None = None
+) -> tuple[int, Resolution]:
+    """The revision and resolution (secrets sealed) of a context, through the shared cache keyed by
+    (epoch, revision, context): a publish moves the revision, so nothing needs invalidating."""
+    _check_name("environment", environment)
+    _check_name("service", service)
+    if user is not None and not (isinstance(user, str) and NAME_PATTERNS[Level.USER].match(user)):
+        raise InvalidInput("invalid context", {"user": f"{user!r} is not a valid username"})
+    epoch, revision, _ = position or registry_position(max_age)
+    cached = cache.get(shared_cache_key("resolution", epoch, revision, environment, service, user))
+    if cached is not None:
+        return cached
+    revision, resolution = _resolution(environment, service, user)
+    shared_cache_set(
+        shared_cache_key("resolution", epoch, revision, environment, service, user), (revision, resolution)
+    )
+    return revision, resolution
+
+
+def shared_cache_set(key: str, value: Any) -> None:
+    """Remember `value` in the shared cache; a value the cache cannot take is only not remembered
+    (answers never depend on the cache)."""
+    try:
+        cache.set(key, value, CACHE_SECONDS)
+    except (RecursionError, pickle.PicklingError, TypeError, ValueError) as error:
+        logger.warning("a resolution was not cached (%s): it is answered all the same", type(error).__name__)
+
+
+def shared_cache_key(kind: str, *parts: Any) -> str:
+    return f"registry:{kind}:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def config_resolve(
+    *, environment: str, service: str, user: str | None, max_age: float = 0.0, position: Position | None = None
+) -> ResolvedConfig:
+    """Resolve (environment, service, user) at one revision: defaults → global → environment →
+    service → the user's groups by priority → user. `user=None` stops at the service level.
+
+    Secrets are masked (services.config_reveal opens them, audited). At `position` if given (or
+    later: a newer revision read meanwhile); else `max_age` lets a hot path use the position this
+    process saw at most that many seconds ago (see registry_position).
+    Raises NotFound for an unknown user, InvalidInput for bad names.
+    """
+    revision, resolution = resolution_read(environment, service, user, max_age, position)
+    values = dict(resolution.values)
+    for key in resolution.secrets:
+        values[key] = MASK
+    return ResolvedConfig(
+        revision, context_of(environment, service, user), values, resolution.secrets, resolution.provenance
+    )
+
+
+def sealed_open(sealed: Sealed) -> Any:
+    return crypto.decrypt(sealed.ciphertext, place=sealed.place, version=sealed.version)
+
+
+def service_resolution(*, environment: str, service: str, max_age: float = 0.0) -> tuple[int, Resolution]:
+    """For the security accessor only: a service's own config, secrets sealed, nothing audited."""
+    return resolution_read(environment, service, None, max_age)
+
+
+def provenance_as_dict(provenance: Provenance) -> dict[str, Any]:
+    return {
+        "layer": provenance.layer,
+        "version": provenance.version,
+        "overrides": [{"layer": o.layer, "version": o.version} for o in provenance.overrides],
+    }

@@ -1,0 +1,75 @@
+"""Layers, their versions and the differences between them (secrets masked, or decrypted for diffs)."""
+
+from collections.abc import Collection
+
+from django.contrib.auth import get_user_model
+
+from .. import crypto
+from ..diff import MASK, Change, EntryState, entries_diff
+from ..exceptions import NotFound
+from ..models import Entry, Layer, LayerVersion, Level
+from ..validation import parse_layer_ref
+
+
+def layer_get(ref: str) -> Layer:
+    level, name = parse_layer_ref(ref)
+    try:
+        return Layer.objects.get(level=level, name=name)
+    except Layer.DoesNotExist:
+        raise NotFound(f"layer {ref} does not exist") from None
+
+
+def layer_reach(layer: Layer) -> tuple[int, str]:
+    """How many (active) users a change to `layer` reaches, and who they are, in words."""
+    users = get_user_model().objects.filter(is_active=True)
+    if layer.level == Level.GROUP:
+        return users.filter(groups__name=layer.name).count(), f"the members of group {layer.name}"
+    if layer.level == Level.USER:
+        return users.filter(username=layer.name).count(), f"user {layer.name}"
+    where = {
+        Level.GLOBAL: "in every environment and service",
+        Level.ENVIRONMENT: f"in environment {layer.name}",
+        Level.SERVICE: f"of service {layer.name}",
+    }[layer.level]
+    return users.count(), f"every user {where}"
+
+
+def version_get(layer: Layer, number: int) -> LayerVersion:
+    version = LayerVersion.objects.filter(layer=layer, number=number).first()
+    if version is None:
+        raise NotFound(f"layer {layer.ref} has no version {number} (current version: {layer.current_version})")
+    return version
+
+
+def version_states(layer: Layer, number: int, *, sealed: Collection[str] = ()) -> dict[str, EntryState]:
+    """Entries of a version with secrets decrypted (but those named in `sealed`, left as their
+    ciphertext): for diffs and reveals, never for display."""
+    if number == 0:
+        return {}
+    version_get(layer, number)
+    states = {}
+    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+        value = entry.value
+        if entry.secret and entry.key in sealed:
+            value = entry.ciphertext
+        elif entry.secret:
+            value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, entry.key), version=number)
+        states[entry.key] = EntryState(value, entry.secret)
+    return states
+
+
+def version_entries(layer: Layer, number: int) -> tuple[dict, list[str]]:
+    """(entries, secret keys) of a version, secrets masked (services.version_reveal opens them)."""
+    entries, secrets = {}, []
+    if number == 0:
+        return entries, secrets
+    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+        entries[entry.key] = MASK if entry.secret else entry.value
+        if entry.secret:
+            secrets.append(entry.key)
+    return entries, secrets
+
+
+def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Change]:
+    """Changes from one version to another (0 = empty). Show them with Change.public()."""
+    return entries_diff(version_states(layer, from_number), version_states(layer, to_number))
