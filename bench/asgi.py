@@ -3,10 +3,12 @@
 import argparse
 
 import django
+import django.apps
 from django.core.management.base import handle_default_options
 
-handle_default_options(argparse.Namespace(settings="bench.settings", pythonpath=None))
-django.setup()
+if not django.apps.apps.ready:  # (bench.asgi_pubsub chose other settings first)
+    handle_default_options(argparse.Namespace(settings="bench.settings", pythonpath=None))
+    django.setup()
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter

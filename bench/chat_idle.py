@@ -4,7 +4,7 @@ each against a bare Channels consumer measured in the same run.
 Run by hand, from the project root:
 
     .venv/bin/python bench/chat_idle.py [--connections 3000] [--broadcasts 50] [--processes 1]
-                                        [--hold 0] [--ws wsproto]
+                                        [--hold 0] [--ws wsproto] [--layer product|pubsub]
 
 Prints the servers' memory per connection (resident set growth / connections) for the chat and for a
 bare consumer that only joins a group, and the time for one message to reach all 100 members of a
@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.chat_soak import seed, setup_django, start_server  # noqa: E402
+
+APPS = {"product": "bench.asgi", "pubsub": "bench.asgi_pubsub"}
 
 
 def resident_kb(pid: int) -> int:
@@ -92,6 +94,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="server processes (more than 1 needs REDIS_URL)")
     parser.add_argument("--hold", type=int, default=0, help="seconds to hold the idle connections at the end")
     parser.add_argument("--ws", default="wsproto", help="uvicorn's WebSocket implementation (as make serve)")
+    parser.add_argument(
+        "--layer",
+        choices=("product", "pubsub"),
+        default="product",
+        help="pubsub: channels_redis's RedisPubSubChannelLayer instead of the product's (needs REDIS_URL)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         env = setup_django(Path(workdir))
@@ -101,7 +109,8 @@ def main() -> None:
         results = {}
         for kind in ("bare", "chat"):
             servers = [
-                start_server(env, Path(workdir) / f"{kind}-{number}.log", args.ws) for number in range(args.processes)
+                start_server(env, Path(workdir) / f"{kind}-{number}.log", args.ws, app=APPS[args.layer])
+                for number in range(args.processes)
             ]
             try:
                 # The first 100 (after the warm-up 20) share one room; the others idle in rooms of their own.

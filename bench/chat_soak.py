@@ -101,7 +101,7 @@ def rotate() -> None:
 
 
 def start_server(
-    env: dict[str, str], log: Path, ws: str = "wsproto", cpus: set[int] | None = None
+    env: dict[str, str], log: Path, ws: str = "wsproto", cpus: set[int] | None = None, app: str = "bench.asgi"
 ) -> tuple[subprocess.Popen, str]:
     """uvicorn on a free port (on `cpus` only, if given)."""
     sock = socket.socket()
@@ -113,7 +113,7 @@ def start_server(
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "bench.asgi:application",
+                f"{app}:application",
                 "--fd",
                 str(sock.fileno()),
                 "--lifespan",

@@ -11,7 +11,6 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -22,6 +21,7 @@ from config_registry.limits import text_problem
 from config_registry.live.relay import group_message
 from config_registry.ratelimit import window_count
 from config_registry.state import registry_position_known
+from project.infra.consumers import WithoutThreadHop
 
 from .fanout import FOLLOWERS, HISTORIES, RELAY, UNAVAILABLE, configs_refresh
 from .selectors import room_history
@@ -58,7 +58,7 @@ def room_group(room: str) -> str:
     return "chat.room." + hashlib.sha256(room.encode()).hexdigest()[:40]
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
     """ws/chat/<room>/?ticket=<JWT>. The handshake is accepted first and then closed with an
     application code, so that every client (browsers too) sees why: 4401 ticket, 4403 not allowed
     to chat, 4400 bad room name, 1013 registry unavailable; 1009 for a frame over 64 KiB."""
@@ -175,19 +175,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             HISTORIES.left(self.room)
             await RELAY.leave(room_group(self.room), self)
 
-    async def websocket_disconnect(self, message):
-        # As channels' own, without its hop to a thread to close database connections (see dispatch).
-        await self.disconnect(message["code"])
-        raise StopConsumer()
-
     async def dispatch(self, message):
-        # channels' own dispatch() hops to a thread to close stale database connections before
-        # every message; here every database call (db_call) closes its own, so that hop is skipped.
-        handler = getattr(self, get_handler_name(message), None)
         try:
-            if handler is None:
-                raise ValueError(f"no handler for message type {message['type']}")
-            await handler(message)
+            await super().dispatch(message)
         except StopConsumer:  # the normal end of a connection
             raise
         except OSError:

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from config_registry.asyncdb import db_call
-from config_registry.exceptions import RegistryUnavailable, SecurityConfigMissing
+from config_registry.exceptions import CacheUnavailable, RegistryUnavailable, SecurityConfigMissing
 from config_registry.live.relay import GroupRelay
 from config_registry.state import broadcaster, position_observed
 
@@ -20,7 +20,7 @@ from .selectors import chat_configs
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
-UNAVAILABLE = (RegistryUnavailable, SecurityConfigMissing, DatabaseError)
+UNAVAILABLE = (RegistryUnavailable, CacheUnavailable, SecurityConfigMissing, DatabaseError)
 Member = Any  # a chat.consumers.ChatConsumer (which imports this module)
 HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
 

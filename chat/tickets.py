@@ -4,18 +4,21 @@ The keys come from config_registry.security and nowhere else. The first key sign
 verifies, chosen by the ticket's `kid` (a fingerprint, never the key). The algorithm is pinned.
 """
 
-import asyncio
+import functools
 import hashlib
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import BaseCache, caches
+from django.core.signals import setting_changed
 from django.db import connection
+from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from config_registry.exceptions import SecurityConfigMissing
 from config_registry.memory import PositionMemo
@@ -172,7 +175,7 @@ def ticket_consume(claims: dict) -> None:
 async def ticket_consume_async(claims: dict) -> None:
     """ticket_consume() on an event loop: Redis without a thread; the local-memory cache directly."""
     key, timeout = _consumed_key(claims)
-    shared = _loop_cache()
+    shared = _tickets_store()
     added = (
         await shared.add_async(key, 1, timeout) if hasattr(shared, "add_async") else shared.add(key, 1, timeout=timeout)
     )
@@ -180,17 +183,20 @@ async def ticket_consume_async(claims: dict) -> None:
         raise TicketInvalid("the ticket was already used: fetch a new one")
 
 
-_loop_caches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseCache]" = weakref.WeakKeyDictionary()
+@functools.cache
+def _tickets_store() -> BaseCache:
+    """This process's one object of the tickets cache. Django builds a cache object per asynchronous
+    context, that is, per connection (a sixth of a handshake's CPU on Redis); both backends used
+    for tickets (LocMemCache, project.infra.redis_cache) are safe to share between threads and loops."""
+    params = dict(settings.CACHES[TICKETS_CACHE])
+    backend, location = params.pop("BACKEND"), params.pop("LOCATION", "")
+    return import_string(backend)(location, params)
 
 
-def _loop_cache() -> BaseCache:
-    """The tickets cache for this event loop. (Django's `cache` is one object per asynchronous
-    context, that is, per connection: a new one, built from the settings, at every handshake.)"""
-    loop = asyncio.get_running_loop()
-    shared = _loop_caches.get(loop)
-    if shared is None:
-        shared = _loop_caches[loop] = caches.create_connection(TICKETS_CACHE)
-    return shared
+@receiver(setting_changed)
+def _caches_changed(setting, **kwargs) -> None:
+    if setting == "CACHES":
+        _tickets_store.cache_clear()
 
 
 def signing_keys_known(max_age: float) -> list[str] | None:

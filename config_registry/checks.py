@@ -147,7 +147,7 @@ def tickets_store_problem(alias: str = "tickets") -> str | None:
                 f"a used ticket could be accepted again (it needs at least {TICKETS_MIN_ENTRIES})"
             )
         return None
-    client = caches[alias]._cache.get_client(write=True)  # project.redis_cache: the shared pool
+    client = caches[alias].client  # project.infra.redis_cache: the shared client
     try:
         found = client.config_get("maxmemory*")
     except Exception as error:  # CONFIG may be disabled (managed Redis): cannot tell, say so

@@ -12,7 +12,7 @@ from .api.authentication import token_from_header
 from .api.permissions import context_refusal
 from .asyncdb import db_call
 from .audit import Actor
-from .exceptions import InvalidInput, NotFound, RegistryUnavailable
+from .exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnavailable
 from .live.broadcast import BroadcastUnavailable
 from .models import Scope, ServiceToken
 from .selectors import TokenRejected, config_resolve, token_authenticate
@@ -145,7 +145,7 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse(CLOSE_BAD_REQUEST, "bad_request", str(error))
         except NotFound as error:
             return await self._refuse(CLOSE_NOT_FOUND, "not_found", str(error))
-        except (DatabaseError, RegistryUnavailable):
+        except (DatabaseError, RegistryUnavailable, CacheUnavailable):
             if self.last is None:
                 return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry")
             logger.warning("config watch could not re-resolve %s; will retry at the next revision", self.context)

@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 
+from project.infra.redis_cache import CacheUnavailable  # noqa: F401  (re-exported: the shared cache's own)
+
 from .crypto import KeyRingInvalid, SecretUndecryptable  # noqa: F401  (re-exported)
 
 
@@ -35,10 +37,6 @@ class VersionConflict(RegistryError):
 
 class RegistryUnavailable(RegistryError):
     """The registry's database cannot be reached right now; try again later."""
-
-
-class CacheUnavailable(RegistryUnavailable):
-    """The shared cache (Redis) cannot be reached, for an operation that cannot do without it."""
 
 
 class SecurityConfigMissing(RegistryError):

@@ -38,7 +38,7 @@ def _window(name: str, period: int) -> tuple[str, int, float]:
 
 def _shared_add(key: str, timeout: int, amount: int) -> int:
     """Add `amount` to the shared count at `key`; the count after. Raises CacheUnavailable."""
-    if hasattr(cache, "incr_with_expiry"):  # project.redis_cache: one round trip
+    if hasattr(cache, "incr_with_expiry"):  # project.infra.redis_cache: one round trip
         return cache.incr_with_expiry(key, timeout, amount)
     try:
         return cache.incr(key, amount)

@@ -176,10 +176,10 @@ if REDIS_URL:
 
     CACHES = {
         "default": {
-            "BACKEND": "project.redis_cache.RedisCache",
+            "BACKEND": "project.infra.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "config-registry",
-            # One pool per process (project.redis_cache), shared by every thread and consumer: when
+            # One pool per process (project.infra.redis_cache), shared by every thread and consumer: when
             # all its connections are busy, wait for one (up to 5 s) instead of failing (redis-py's
             # default pool raises "Too many connections" past 100).
             "OPTIONS": {
@@ -195,7 +195,7 @@ if REDIS_URL:
     CACHES["tickets"] = {**CACHES["default"], "KEY_PREFIX": "config-registry-tickets"}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "project.channel_layer.ResilientRedisChannelLayer",
+            "BACKEND": "project.infra.channel_layer.ResilientRedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {

@@ -199,7 +199,7 @@ def test_tickets_store_check__redis_that_evicts__error_naming_the_policy(setting
         client.config_set("maxmemory-policy", "allkeys-lru")
         settings.CACHES = {
             **settings.CACHES,
-            "tickets": {"BACKEND": "project.redis_cache.RedisCache", "LOCATION": server.url, "KEY_PREFIX": "t"},
+            "tickets": {"BACKEND": "project.infra.redis_cache.RedisCache", "LOCATION": server.url, "KEY_PREFIX": "t"},
         }
         errors = check_tickets_store(None)
         assert [e.id for e in errors] == ["config_registry.E003"] and "allkeys-lru" in errors[0].msg

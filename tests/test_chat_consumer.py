@@ -710,11 +710,11 @@ def test_chat__a_client_that_does_not_read__holds_up_nobody_and_misses_only_past
 def test_chat__handshakes_from_memory__build_no_cache_object_each(chat, monkeypatch):
     """Django builds its `cache` anew in every asynchronous context, that is, for every connection;
     a handshake from memory must not (it was a sixth of a handshake's CPU on Redis)."""
-    from django.core.cache import caches
+    from django.core.cache.backends.base import BaseCache
 
     built = []
-    create = caches.create_connection
-    monkeypatch.setattr(caches, "create_connection", lambda alias: built.append(alias) or create(alias))
+    init = BaseCache.__init__
+    monkeypatch.setattr(BaseCache, "__init__", lambda self, params: built.append(self) or init(self, params))
 
     async def scenario():
         first, _, _ = await _join("lobby", "alice")  # stays: the room's history is kept here

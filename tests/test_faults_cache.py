@@ -24,7 +24,7 @@ def _closed_port() -> int:
 @pytest.fixture
 def redis_down(settings):
     down = {
-        "BACKEND": "project.redis_cache.RedisCache",
+        "BACKEND": "project.infra.redis_cache.RedisCache",
         "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
         "OPTIONS": {"socket_connect_timeout": 1},
     }

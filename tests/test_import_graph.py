@@ -4,6 +4,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("config_registry", "chat", "project")
 
@@ -73,3 +75,28 @@ def test_import_graph__a_planted_cycle__is_found(tmp_path):
     (package / "a.py").write_text("def f():\n    from .b import g\n")
     (package / "b.py").write_text("from config_registry import a\n")
     assert import_cycles(tmp_path) == [["config_registry.a", "config_registry.b", "config_registry.a"]]
+
+
+def _project_imports(name: str) -> set[str]:
+    modules = _modules(ROOT)
+    return _imports(name, modules[name], modules)
+
+
+@pytest.mark.parametrize(
+    "module, allowed",
+    [
+        ("config_registry.state", {"config_registry.models"}),  # the position: everyone may import it
+        ("config_registry.memory", set()),
+        ("config_registry.resolver", set()),  # pure
+        ("config_registry.diff", set()),
+    ],
+)
+def test_import_graph__leaf_modules__import_only_what_they_may(module, allowed):
+    assert _project_imports(module) <= allowed
+
+
+def test_import_graph__adapters_over_dependencies__import_nothing_of_the_apps():
+    infra = [name for name in _modules(ROOT) if name.startswith("project.infra")]
+    assert infra and all(
+        not any(target.startswith(("config_registry", "chat")) for target in _project_imports(name)) for name in infra
+    )

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..exceptions import (
+    CacheUnavailable,
     InvalidInput,
     NotFound,
     PermissionRefused,
@@ -64,7 +65,7 @@ def exception_handler(exc, context):
         return _answer("version_conflict", str(exc), 409, current_version=exc.current)
     if isinstance(exc, SecurityConfigMissing):
         return _answer("not_configured", str(exc), 503)
-    if isinstance(exc, (RegistryUnavailable, DatabaseError)):
+    if isinstance(exc, (RegistryUnavailable, CacheUnavailable, DatabaseError)):
         logger.warning("registry unavailable: %s", exc)
         return _answer("unavailable", "the registry database is unavailable; retry shortly", 503)
     if isinstance(exc, SecretUndecryptable):

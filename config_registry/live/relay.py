@@ -140,7 +140,7 @@ class _LoopRelay:
                     logger.warning("could not renew this process's membership of %s: %s", group, error)
                     continue
             members = self.groups.get(group)
-            if added and members and self.gap:  # (only a layer that says so: project.channel_layer on Redis)
+            if added and members and self.gap:  # (only a layer that says so: project.infra.channel_layer on Redis)
                 logger.warning("this process had been missing from %s (Redis restarted?); joined it again", group)
                 try:
                     await self.gap(group, list(members))

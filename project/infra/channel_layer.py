@@ -1,5 +1,9 @@
 """channels_redis's layer, made to wait out a Redis outage instead of crashing every consumer,
-and to join a group in one round trip instead of two.
+and to join a group in one round trip that says whether the channel was missing from it.
+
+group_add() uses channels_redis's own key layout through its non-public helpers (_group_key,
+connection, consistent_hash, group_expiry): tests/test_infra_adapters.py checks that it leaves
+exactly what channels_redis's group_add leaves, so an upgrade that changes the layout fails there.
 
 A consumer's receive loop runs for its whole connection; when Redis is unreachable,
 channels_redis raises from it and the ASGI server closes the socket with 1011 — the predecessor's

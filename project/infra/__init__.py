@@ -1,0 +1,1 @@
+"""Adapters over dependencies (Redis cache, channel layer, consumers): nothing of the domain here."""
