@@ -23,7 +23,7 @@ from config_registry.ratelimit import window_count
 from config_registry.state import registry_position_known
 from project.infra.consumers import WithoutThreadHop
 
-from .fanout import FOLLOWERS, HISTORIES, RELAY, UNAVAILABLE, configs_refresh
+from .fanout import FOLLOWERS, HISTORIES, RELAY, UNAVAILABLE, configs_refresh, writer_start
 from .selectors import room_history
 from .services import message_post
 from .sessions import may_chat, session_open
@@ -35,7 +35,6 @@ CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN = 4400, 4401, 4403
 CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1009, 1013, 1011
 MAX_FRAME_BYTES = 64 * 1024
 MAX_ROOM_LENGTH = 100
-MAX_BACKLOG = 100  # room messages waiting for a client that does not read
 
 
 def unavailable_message(error: Exception) -> str:
@@ -69,7 +68,7 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
     joined = False  # a member of its room's group
     following = False  # re-resolved when the registry moves (fanout.FOLLOWERS)
     opened = False  # its first frames (history, config) sent
-    outbox: list[str] | None = None  # room messages not yet sent to this client, oldest first
+    outbox: list[str] | None = None  # room messages not yet sent to this client (fanout.frame_push)
     writer: asyncio.Task | None = None  # sending them
     behind = False  # has had to drop messages
 
@@ -111,8 +110,7 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
         await self.send(text_data=frame)
         await self.send_json({"type": "config", "values": session.config})
         self.opened = True
-        if self.outbox:  # messages that reached the room while this connection was joining
-            self.writer = asyncio.get_running_loop().create_task(self._write())
+        writer_start(self)  # for messages that reached the room while this connection was joining
         # From here on publishes apply live (not before: the history and config frames come first).
         self.user, self.config = session.user, session.config
         # A publish announced between reading the configuration and joining has not reached it.
@@ -133,38 +131,6 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
             history = await db_call(room_history)(self.room)
             HISTORIES.read(self.room, history, session.position, watched)
         return json.dumps({"type": "history", "messages": history})
-
-    def push(self, frame: str) -> None:
-        """A room message for this client (from the relay). Sent in order by a writer of its own,
-        so that a client that does not read holds up nobody else; beyond MAX_BACKLOG unsent
-        messages it misses the newest (as with a channel layer's channel capacity), and sees them
-        in the history when it reconnects."""
-        outbox = self.outbox
-        if outbox is None:
-            outbox = self.outbox = []
-        elif len(outbox) >= MAX_BACKLOG:
-            if not self.behind:
-                self.behind = True
-                logger.warning(
-                    "chat client of %s in %r reads too slowly: dropping room messages",
-                    getattr(self.user, "username", None),
-                    self.room,
-                )
-            return
-        outbox.append(frame)
-        if self.opened and self.writer is None:
-            self.writer = asyncio.get_running_loop().create_task(self._write())
-
-    async def _write(self) -> None:
-        try:
-            while self.outbox:
-                await self.send(text_data=self.outbox.pop(0))
-        except OSError:  # the client has gone; its disconnect follows
-            pass
-        except Exception:
-            logger.exception("chat could not send to %s in %r", getattr(self.user, "username", None), self.room)
-        finally:
-            self.writer, self.outbox = None, None
 
     async def disconnect(self, code):
         if self.writer is not None:

@@ -20,6 +20,7 @@ from .selectors import chat_configs
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
+MAX_BACKLOG = 100  # room messages waiting for a client that does not read
 UNAVAILABLE = (RegistryUnavailable, CacheUnavailable, SecurityConfigMissing, DatabaseError)
 Member = Any  # a chat.consumers.ChatConsumer (which imports this module)
 HISTORIES = RoomHistories()  # this process's rooms (see chat.history)
@@ -39,7 +40,45 @@ async def message_deliver(event: dict, consumers: list[Member]) -> None:
     HISTORIES.received(event["room"], message)
     frame = json.dumps(message | {"type": "message"})
     for consumer in consumers:
-        consumer.push(frame)
+        frame_push(consumer, frame)
+
+
+def frame_push(member: Member, frame: str) -> None:
+    """A room message for one client. Sent in order by a writer of its own, so that a client that
+    does not read holds up nobody else; beyond MAX_BACKLOG unsent messages it misses the newest
+    (as with a channel layer's channel capacity), and sees them in the history when it reconnects."""
+    outbox = member.outbox
+    if outbox is None:
+        outbox = member.outbox = []
+    elif len(outbox) >= MAX_BACKLOG:
+        if not member.behind:
+            member.behind = True
+            logger.warning(
+                "chat client of %s in %r reads too slowly: dropping room messages",
+                getattr(member.user, "username", None),
+                member.room,
+            )
+        return
+    outbox.append(frame)
+    writer_start(member)
+
+
+def writer_start(member: Member) -> None:
+    """Send the member's waiting messages, once its first frames (history, config) are out."""
+    if member.opened and member.outbox and member.writer is None:
+        member.writer = asyncio.get_running_loop().create_task(_write(member))
+
+
+async def _write(member: Member) -> None:
+    try:
+        while member.outbox:
+            await member.send(text_data=member.outbox.pop(0))
+    except OSError:  # the client has gone; its disconnect follows
+        pass
+    except Exception:
+        logger.exception("chat could not send to %s in %r", getattr(member.user, "username", None), member.room)
+    finally:
+        member.writer, member.outbox = None, None
 
 
 class ConfigRefreshes:

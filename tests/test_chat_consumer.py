@@ -674,9 +674,9 @@ def test_chat__re_resolving_after_a_publish__messages_from_the_room_keep_arrivin
 
 
 def test_chat__a_client_that_does_not_read__holds_up_nobody_and_misses_only_past_its_backlog(chat, monkeypatch, caplog):
-    from chat import consumers
+    from chat import consumers, fanout
 
-    monkeypatch.setattr(consumers, "MAX_BACKLOG", 2)
+    monkeypatch.setattr(fanout, "MAX_BACKLOG", 2)
     send, reading = consumers.ChatConsumer.send, {}
 
     async def send_as_the_network_allows(self, text_data=None, **kwargs):

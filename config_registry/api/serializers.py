@@ -34,6 +34,25 @@ class ResolveQuerySerializer(ContextQuerySerializer):
     )
     explain = serializers.BooleanField(default=False, help_text="add provenance per key")
 
+    @classmethod
+    def validated(cls, params) -> dict:
+        """The query, validated. A well-formed one is checked without building the serializer (the
+        API's hot path: building it costs as much as the rest of a warm resolve); anything else goes
+        through the serializer, which says what is wrong."""
+        environment, service, user = params.get("environment", ""), params.get("service", ""), params.get("user")
+        explain = params.get("explain", "false")
+        name, username = NAME_PATTERNS[Level.SERVICE], NAME_PATTERNS[Level.USER]
+        if (
+            name.match(environment)
+            and name.match(service)
+            and (user is None or username.match(user))
+            and explain in ("true", "false")
+        ):
+            return {"environment": environment, "service": service, "user": user, "explain": explain == "true"}
+        serializer = cls(data=params)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
 
 class LayerCreateSerializer(serializers.Serializer):
     ref = serializers.CharField(

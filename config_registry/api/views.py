@@ -10,9 +10,8 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..diff import diff_as_dict
-from ..models import AuditEvent, Layer, Level, Scope
+from ..models import AuditEvent, Layer, Scope
 from ..selectors import layer_get
-from ..validation import NAME_PATTERNS
 from . import serializers as s
 from .authentication import ServiceTokenAuthentication, request_actor
 from .permissions import HasTokenScope, IsEndUser, require_context, require_layer
@@ -37,26 +36,6 @@ def _valid(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-_NAME = NAME_PATTERNS[Level.SERVICE]
-_USER = NAME_PATTERNS[Level.USER]
-
-
-def _resolve_query(params) -> dict:
-    """The resolve query, validated. A well-formed query takes a short path (this is the API's hot
-    path, and building a serializer costs as much as the rest of a warm resolve); anything else
-    goes through the serializer, which explains what is wrong."""
-    environment, service, user = params.get("environment", ""), params.get("service", ""), params.get("user")
-    explain = params.get("explain", "false")
-    if (
-        _NAME.match(environment)
-        and _NAME.match(service)
-        and (user is None or _USER.match(user))
-        and explain in ("true", "false")
-    ):
-        return {"environment": environment, "service": service, "user": user, "explain": explain == "true"}
-    return _valid(s.ResolveQuerySerializer, params)
 
 
 def _reveals(request) -> bool:
@@ -98,7 +77,7 @@ class ResolveView(TokenView):
         },
     )
     def get(self, request):
-        query = _resolve_query(request.query_params)
+        query = s.ResolveQuerySerializer.validated(request.query_params)
         require_context(request.auth, environment=query["environment"], service=query["service"])
         context = {"environment": query["environment"], "service": query["service"], "user": query.get("user")}
         if _reveals(request):  # a write: audited, never kept
