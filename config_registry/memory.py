@@ -5,6 +5,7 @@ Imports nothing of the project: a position is any tuple, and each memo says whic
 values depend on (tokens: the epoch and token generation; resolutions: the epoch and revision).
 """
 
+import contextlib
 import threading
 import weakref
 from collections import OrderedDict
@@ -33,37 +34,39 @@ class PositionMemo(Generic[K, V]):
 
     def __init__(self, name: str, max_entries: int, depends_on: Callable[[tuple], Hashable] = whole_position):
         self.name, self.max_entries, self._depends_on = name, max_entries, depends_on
-        self._lock = threading.Lock()
-        self._at: Hashable = None
-        self._values: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()  # writers only
+        self._state: tuple[Hashable, OrderedDict[K, V]] = (None, OrderedDict())
         _memos.add(self)
 
     def get(self, position, key: K) -> V | None:
-        at = self._depends_on(position)
-        with self._lock:
-            if at != self._at:
-                return None
-            value = self._values.get(key)
-            if value is not None:
-                self._values.move_to_end(key)
-            return value
+        # No lock: hot paths read from many threads, and each step here is one dictionary operation,
+        # atomic under the GIL; a value evicted meanwhile is a miss.
+        at, values = self._state
+        if at != self._depends_on(position):
+            return None
+        value = values.get(key)
+        if value is not None:
+            with contextlib.suppress(KeyError):
+                values.move_to_end(key)
+        return value
 
     def put(self, position, key: K, value: V) -> None:
         at = self._depends_on(position)
         with self._lock:
-            if at != self._at:
-                self._at, self._values = at, OrderedDict()
-            self._values[key] = value
-            self._values.move_to_end(key)
-            if len(self._values) > self.max_entries:
-                self._values.popitem(last=False)
+            if at != self._state[0]:
+                self._state = (at, OrderedDict())
+            values = self._state[1]
+            values[key] = value
+            values.move_to_end(key)
+            if len(values) > self.max_entries:
+                values.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._state[1])
 
     def clear(self) -> None:
         with self._lock:
-            self._at, self._values = None, OrderedDict()
+            self._state = (None, OrderedDict())
 
     def __repr__(self) -> str:
         return f"<PositionMemo {self.name}: {len(self)} of {self.max_entries}>"

@@ -90,14 +90,18 @@ def window_count_batched(name: str, period: int, limit: int) -> tuple[int, float
             tally = _tallies[key] = _Tally()
         tally.unsent += 1
         now = time.monotonic()
-        if tally.shared + tally.unsent > limit // 2 or now - tally.sent_at >= FLUSH_SECONDS:
-            try:
-                tally.shared = _shared_add(key, timeout, tally.unsent)
-            except CacheUnavailable:
-                tally.unsent = 0
-                return 0, wait
-            tally.unsent, tally.sent_at = 0, now
-        return tally.shared + tally.unsent, wait
+        near_limit = tally.shared + tally.unsent > limit // 2
+        if not near_limit and now - tally.sent_at < FLUSH_SECONDS:
+            return tally.shared + tally.unsent, wait
+        # Send what is unsent, outside the lock: the other threads keep counting meanwhile.
+        amount, tally.unsent, tally.sent_at = tally.unsent, 0, now
+    try:
+        shared = _shared_add(key, timeout, amount)
+    except CacheUnavailable:
+        return 0, wait
+    with _tallies_lock:
+        tally.shared = max(tally.shared, shared)
+        return shared + tally.unsent, wait
 
 
 def tallies_clear() -> None:

@@ -137,3 +137,30 @@ def test_batched_count__from_half_the_limit__every_event_counted_in_the_shared_c
     for _ in range(10):  # another process's events, counted one by one
         ratelimit.window_count("near", 3600)
     assert ratelimit.window_count_batched("near", 3600, 4)[0] == 15
+
+
+def test_batched_count__while_one_thread_sends__the_others_count_without_waiting(frozen_clock, monkeypatch):
+    import threading
+
+    sending, release, shared = threading.Event(), threading.Event(), ratelimit._shared_add
+
+    def slow_add(key, timeout, amount):
+        sending.set()
+        assert release.wait(timeout=30)
+        return shared(key, timeout, amount)
+
+    monkeypatch.setattr(ratelimit, "_shared_add", slow_add)
+    sender = threading.Thread(target=ratelimit.window_count_batched, args=("busy", 3600, 1000))
+    sender.start()
+    try:
+        assert sending.wait(timeout=30)  # the first event is on its way to the shared cache
+        counts = []
+        counter = threading.Thread(target=lambda: counts.append(ratelimit.window_count_batched("busy", 3600, 1000)))
+        counter.start()
+        counter.join(timeout=10)  # a bound, not a wait: it returns at once unless held up
+        assert not counter.is_alive(), "held up by another thread's round trip to the shared cache"
+        assert counts[0][0] == 1  # counted here (the event in flight is in no count yet)
+    finally:
+        release.set()
+        sender.join()
+    assert ratelimit.window_count_batched("busy", 3600, 1000)[0] == 3  # nothing lost

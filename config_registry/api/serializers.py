@@ -25,6 +25,9 @@ class ContextQuerySerializer(serializers.Serializer):
     service = serializers.RegexField(NAME_PATTERN, max_length=63, help_text=NAME_HELP)
 
 
+_NAME, _USERNAME = NAME_PATTERNS[Level.SERVICE], NAME_PATTERNS[Level.USER]
+
+
 class ResolveQuerySerializer(ContextQuerySerializer):
     user = serializers.RegexField(
         NAME_PATTERNS[Level.USER].pattern,
@@ -41,11 +44,10 @@ class ResolveQuerySerializer(ContextQuerySerializer):
         through the serializer, which says what is wrong."""
         environment, service, user = params.get("environment", ""), params.get("service", ""), params.get("user")
         explain = params.get("explain", "false")
-        name, username = NAME_PATTERNS[Level.SERVICE], NAME_PATTERNS[Level.USER]
         if (
-            name.match(environment)
-            and name.match(service)
-            and (user is None or username.match(user))
+            _NAME.match(environment)
+            and _NAME.match(service)
+            and (user is None or _USERNAME.match(user))
             and explain in ("true", "false")
         ):
             return {"environment": environment, "service": service, "user": user, "explain": explain == "true"}

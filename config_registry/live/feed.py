@@ -39,11 +39,13 @@ class PositionFeed:
         self._position = None
         self._confirmed_at = -TRUST_SECONDS
         self._retry_at = 0.0
+        self._polls = 0  # looks at the subscription's socket begun so far
 
     def current(self, *, may_block: bool = True):
         """The newest position pushed to this process, or None when it must read the database
         (and then report what it read to confirmed()). With may_block=False (on an event loop) it
         neither waits for another thread nor subscribes: None then, too."""
+        polls = self._polls
         if not self._lock.acquire(blocking=may_block):
             return None
         try:
@@ -51,6 +53,11 @@ class PositionFeed:
                 return None
             if not self._listening():
                 return None
+            if self._polls != polls:
+                # Another thread looked while this one waited for the lock, after this call began:
+                # what had arrived by then has been taken (many threads, one look at the socket).
+                return self._trusted()
+            self._polls += 1
             try:
                 while (message := self._pubsub.get_message(timeout=0.0)) is not None:
                     if message["type"] == "message":
@@ -60,11 +67,14 @@ class PositionFeed:
             except (RedisError, OSError, ValueError) as error:
                 self._drop(error)
                 return None
-            if self._position is None or time.monotonic() - self._confirmed_at > TRUST_SECONDS:
-                return None
-            return self._position
+            return self._trusted()
         finally:
             self._lock.release()
+
+    def _trusted(self):
+        if self._position is None or time.monotonic() - self._confirmed_at > TRUST_SECONDS:
+            return None
+        return self._position
 
     def confirmed(self, position) -> None:
         """`position` was just read from the database (committed). Once subscribed, every later

@@ -10,8 +10,8 @@ from ..memory import PositionMemo
 from ..state import Position, registry_position
 from .resolution import ResolvedConfig, config_resolve, context_of, shared_cache_key, shared_cache_set
 
-# Masked answers at one (epoch, revision), by ETag: an ETag names its revision, so none goes stale.
-ANSWERS: PositionMemo[str, bytes] = PositionMemo("resolve answers", 512, depends_on=lambda position: position[:2])
+# Masked answers (ETag, body) at one (epoch, revision), by request: none goes stale.
+ANSWERS: PositionMemo[tuple, tuple[str, bytes]] = PositionMemo("resolve answers", 512, lambda position: position[:2])
 
 
 def resolve_etag(*, epoch: str, revision: int, context: dict[str, str], explain: bool, revealed: bool = False) -> str:
@@ -29,24 +29,19 @@ def resolve_answer(
 ) -> tuple[str, bytes]:
     """(ETag, JSON body) of a masked resolve at `position` (read now if not given). Whatever the
     number of keys, a warm answer costs a dictionary look-up."""
-    context = context_of(environment, service, user)
+    request = (environment, service, user, explain)
     position = position or registry_position()
-    etag = resolve_etag(
-        epoch=position.epoch, revision=position.revision, context=context, explain=explain, revealed=False
-    )
-    body = ANSWERS.get(position, etag)
+    known = ANSWERS.get(position, request)
+    if known is not None:
+        return known
+    context = context_of(environment, service, user)
+    etag = resolve_etag(epoch=position.epoch, revision=position.revision, context=context, explain=explain)
+    body = cache.get(shared_cache_key("body", etag))
     if body is None:
-        body = cache.get(shared_cache_key("body", etag))
-        if body is not None:
-            ANSWERS.put(position, etag, body)
-    if body is not None:
-        return etag, body
-    resolved = config_resolve(environment=environment, service=service, user=user)
-    position = Position(position.epoch, resolved.revision, position.token_generation)
-    etag = resolve_etag(
-        epoch=position.epoch, revision=position.revision, context=context, explain=explain, revealed=False
-    )
-    body = answer_body(resolved, explain=explain)
-    shared_cache_set(shared_cache_key("body", etag), body)
-    ANSWERS.put(position, etag, body)
+        resolved = config_resolve(environment=environment, service=service, user=user, position=position)
+        position = Position(position.epoch, resolved.revision, position.token_generation)
+        etag = resolve_etag(epoch=position.epoch, revision=position.revision, context=context, explain=explain)
+        body = answer_body(resolved, explain=explain)
+        shared_cache_set(shared_cache_key("body", etag), body)
+    ANSWERS.put(position, request, (etag, body))
     return etag, body
