@@ -35,7 +35,7 @@ def security_secret(key: str, *, service: str = "chat", max_age: float = 0.0) ->
 
     Kept in process memory per revision, so a hot path pays one small query and a publish
     anywhere is seen at the next call; with `max_age`, a hot path may even skip that query and
-    trust the position this process saw (read, or announced on the channel layer) at most that
+    trust the position this process saw (read, or announced by the broadcaster) at most that
     many seconds ago. The process is the reader here, not a person, so reads are not audited.
     Raises SecurityConfigMissing if the key is absent or was not published as a secret
     (SecurityConfigUnreadable if it cannot be decrypted: logged once per registry position),

@@ -35,7 +35,7 @@ _observed: tuple[Position, float] | None = None  # the newest position this proc
 
 def registry_position(max_age: float = 0.0) -> Position:
     """The registry's position now; or, with `max_age` seconds, the newest one this process has
-    seen (read, or announced on the channel layer) if that is recent enough. "Now" is what the
+    seen (read, or announced by the broadcaster) if that is recent enough. "Now" is what the
     position feed has pushed to this process when it has it (no round trip), else a database read."""
     observed = _observed
     if max_age and observed is not None and time.monotonic() - observed[1] <= max_age:
