@@ -1,13 +1,14 @@
 """Receivers that keep caches true: users and their groups move the revision, tokens the token generation."""
 
 from django.contrib.auth import get_user_model
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from .models import ServiceToken
 from .services import revision_bump
-from .state import locked_state
+from .state import broadcaster_reset, locked_state
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
@@ -42,3 +43,10 @@ def token_changed(sender, **kwargs) -> None:
         state.token_generation += 1
         # Announced (state.registry_moved) like a revision: open watches re-check their tokens everywhere.
         state.save(update_fields=["token_generation"])
+
+
+@receiver(setting_changed)
+def broadcaster_setting_changed(setting, **kwargs) -> None:
+    # A test (or anything) that points the registry at another broadcaster gets it at the next use.
+    if setting == "REGISTRY_BROADCASTER":
+        broadcaster_reset()

@@ -77,14 +77,17 @@ def _position_parse(text: str) -> Position:
 
 
 _broadcaster = None
+_broadcaster_lock = threading.Lock()
 
 
 def broadcaster():
     """This process's broadcaster (settings.REGISTRY_BROADCASTER: Redis pub/sub, or in-process)."""
     global _broadcaster
     if _broadcaster is None:
-        options = dict(settings.REGISTRY_BROADCASTER)
-        _broadcaster = import_string(options.pop("BACKEND"))(_position_parse, **options)
+        with _broadcaster_lock:  # one per process, whichever thread asks first
+            if _broadcaster is None:
+                options = dict(settings.REGISTRY_BROADCASTER)
+                _broadcaster = import_string(options.pop("BACKEND"))(_position_parse, **options)
     return _broadcaster
 
 

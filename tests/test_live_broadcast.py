@@ -192,3 +192,14 @@ def test_position_memo__threads_putting_and_getting__bounded_and_consistent():
     for thread in threads:
         thread.join()
     assert not errors and len(memo) <= 100
+
+
+def test_broadcaster__chosen_in_settings__changed_with_them(settings):
+    settings.REGISTRY_BROADCASTER = {"BACKEND": "config_registry.live.broadcast.LocalBroadcaster"}
+    assert type(state.broadcaster()) is LocalBroadcaster
+    settings.REGISTRY_BROADCASTER = {
+        "BACKEND": "config_registry.live.broadcast.RedisBroadcaster",
+        "location": f"redis://127.0.0.1:{_free_port()}/3",
+    }
+    chosen = state.broadcaster()
+    assert type(chosen) is RedisBroadcaster and chosen.channel == "config-registry:positions:3"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -151,7 +152,7 @@ class RedisBroadcaster(LocalBroadcaster):
     async def _subscribed(self):
         pubsub = AsyncRedis.from_url(
             self._location,
-            retry=Retry(NoBackoff(), 0),
+            retry=AsyncRetry(NoBackoff(), 0),
             socket_connect_timeout=1,
             socket_keepalive=True,
             health_check_interval=30,  # a dead connection is found within a minute, quiet or not
