@@ -168,3 +168,27 @@ def test_redis_cache__every_cache_object_of_a_configuration_shares_one_client(re
     first, second = RedisCache(redis_url, params), RedisCache(redis_url, params)
     other = RedisCache(redis_url, {"KEY_PREFIX": "adapter-test", "OPTIONS": {"max_connections": 8}})
     assert first.client is second.client and first.client is not other.client
+
+
+# project.infra.redis_socket: a subscription's socket, asked directly ------------------------------
+
+
+def test_redis_socket__says_when_a_subscription_has_bytes_waiting(redis_url):
+    from redis import Redis
+
+    from project.infra.redis_socket import bytes_waiting
+
+    client = Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        assert bytes_waiting(pubsub) is None  # no connection yet: unknown
+        pubsub.subscribe("adapter-test")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        assert bytes_waiting(pubsub) is False
+        client.publish("adapter-test", "hello")  # returns once Redis has written it to the subscriber
+        assert bytes_waiting(pubsub) is True
+        assert pubsub.get_message(timeout=5)["data"] == b"hello"
+        assert bytes_waiting(pubsub) is False
+    finally:
+        pubsub.close()
+        client.close()

@@ -21,6 +21,8 @@ import time
 
 from redis.exceptions import RedisError
 
+from project.infra.redis_socket import bytes_waiting
+
 logger = logging.getLogger(__name__)
 
 TRUST_SECONDS = 1.0
@@ -46,6 +48,16 @@ class PositionFeed:
         (and then report what it read to confirmed()). With may_block=False (on an event loop) it
         neither waits for another thread nor subscribes: None then, too."""
         polls = self._polls
+        pubsub = self._pubsub
+        # Without the lock when nothing has arrived and no thread is reading what arrived before (it
+        # would hold the lock): the socket first, then the lock, is the order that makes this safe.
+        if (
+            pubsub is not None
+            and self._pid == os.getpid()
+            and bytes_waiting(pubsub) is False
+            and not self._lock.locked()
+        ):
+            return self._trusted()
         if not self._lock.acquire(blocking=may_block):
             return None
         try:
