@@ -99,6 +99,7 @@ class RedisBroadcaster(LocalBroadcaster):
         )
 
     def announce(self, position) -> None:
+        self._feed.committed(position)
         try:
             self._client.publish(self.channel, position_text(position))
         except RedisError as error:  # the commit stands; others catch up within TRUST_SECONDS

@@ -96,6 +96,13 @@ class PositionFeed:
                 self._take(position)
                 self._confirmed_at = time.monotonic()
 
+    def committed(self, position) -> None:
+        """This process committed `position`: its own next read sees it at once. (Redis answers the
+        publisher and writes to subscribers in the same pass of its loop, not always in that order.)"""
+        with self._lock:
+            if self._pubsub is not None and self._pid == os.getpid():
+                self._take(position)
+
     def reset(self) -> None:
         """Forget everything (tests: a new database behind the same process)."""
         with self._lock:
