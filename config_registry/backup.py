@@ -4,6 +4,9 @@ Secrets stay ciphertext unless plaintext is explicitly asked for; an import chec
 (keys, version numbers, that each ciphertext opens at its place) before it writes anything.
 """
 
+import json
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -41,20 +44,17 @@ def registry_export(*, decrypt_secrets: bool = False, actor: Actor) -> dict[str,
             }
             for d in KeyDefinition.objects.order_by("key")
         ]
-        entries: dict[int, list[Entry]] = {}
-        for entry in Entry.objects.order_by("version_id", "key"):
-            entries.setdefault(entry.version_id, []).append(entry)
         layers = []
         for layer in Layer.objects.order_by("level", "name"):
             versions = []
-            for version in layer.versions.order_by("number"):
+            for version, entries in _versions_with_entries(layer):
                 plain, secret = {}, {}
-                for entry in entries.get(version.pk, []):
+                for entry in entries:
                     if not entry.secret:
                         plain[entry.key] = entry.value
                     elif decrypt_secrets:
                         secret[entry.key] = crypto.decrypt(
-                            entry.ciphertext, version=version.number, place=crypto.Place(layer.ref, entry.key)
+                            entry.ciphertext, version=entry.valid_from, place=crypto.Place(layer.ref, entry.key)
                         )
                     else:
                         secret[entry.key] = entry.ciphertext
@@ -91,6 +91,72 @@ def registry_export(*, decrypt_secrets: bool = False, actor: Actor) -> dict[str,
         "key_definitions": definitions,
         "layers": layers,
     }
+
+
+def _versions_with_entries(layer: Layer) -> Iterator[tuple[LayerVersion, list[Entry]]]:
+    """Each version of `layer` with its complete entry set (the file format: a version holds every
+    entry), from one read of its rows: a row joins at `valid_from` and leaves at `valid_to`."""
+    joining: dict[int, list[Entry]] = {}
+    leaving: dict[int, list[Entry]] = {}
+    for entry in Entry.objects.filter(layer=layer):
+        joining.setdefault(entry.valid_from, []).append(entry)
+        if entry.valid_to is not None:
+            leaving.setdefault(entry.valid_to, []).append(entry)
+    current: dict[str, Entry] = {}
+    for version in layer.versions.order_by("number"):
+        for entry in leaving.get(version.number, []):
+            current.pop(entry.key, None)
+        for entry in joining.get(version.number, []):
+            current[entry.key] = entry
+        yield version, [current[key] for key in sorted(current)]
+
+
+class _SealedIn:
+    """The version a secret's ciphertext in an export is bound to: the one where that ciphertext
+    first appears for its key (a version that carries a secret on repeats its ciphertext; exports of
+    earlier releases sealed each version's copy anew)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, Any]] = {}
+
+    def __call__(self, key: str, ciphertext: str, number: Any) -> Any:
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != ciphertext:
+            self._seen[key] = seen = (ciphertext, number)
+        return seen[1]
+
+
+def _contents(
+    number_data: dict, layer: Layer, number: int, plaintext: bool, sealed_in: _SealedIn
+) -> dict[str, tuple[str, Callable[[], Entry]]]:
+    """Each entry of an exported version: its content (to see where a run of equal values ends)
+    and how to make its row, if a new one is needed (a secret is sealed only then)."""
+    present: dict[str, tuple[str, Callable[[], Entry]]] = {}
+    for key, value in number_data.get("entries", {}).items():
+        present[key] = (_canonical(["plain", value]), partial(Entry, key=key, value=value))
+    for key, secret in number_data.get("secrets", {}).items():
+        place = crypto.Place(layer.ref, key)
+        if plaintext:
+            opened, bound = secret, None
+        else:
+            bound = sealed_in(key, secret, number)
+            opened = crypto.decrypt(secret, place=place, version=bound, allow_unbound=True)
+        present[key] = (_canonical(["secret", opened]), partial(_secret_row, key, secret, opened, place, bound, number))
+    return present
+
+
+def _secret_row(key: str, exported: Any, value: Any, place: crypto.Place, bound: Any, number: int) -> Entry:
+    """A secret's row as written by version `number`: its exported ciphertext when bound there (re-sealed
+    under the primary key if need be), else sealed anew."""
+    if bound == number:
+        ciphertext = crypto.reencrypt(exported, place=place, version=number) or exported
+    else:
+        ciphertext = crypto.encrypt(value, place=place, version=number)
+    return Entry(key=key, secret=True, ciphertext=ciphertext)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _require(condition: bool, where: str, problem: str, errors: dict[str, str]) -> bool:
@@ -143,6 +209,7 @@ def _validated(data: Any, allow_missing_users: bool, missing_users: list[str]) -
             errors[f"layers[{ref!r}]"] = f"there is no group named {name!r} here: create the group first"
         _require(ref not in existing, ref, "already exists here: import into an empty registry", errors)
         versions = layer.get("versions", [])
+        sealed_in = _SealedIn()
         numbers = [v.get("number") for v in versions if isinstance(v, dict)]
         _require(
             numbers == list(range(1, len(versions) + 1)),
@@ -168,10 +235,9 @@ def _validated(data: Any, allow_missing_users: bool, missing_users: list[str]) -
                 _require(problem is None, f"{where} key {key!r}", problem or "", errors)
             if not plaintext:
                 for key, ciphertext in version.get("secrets", {}).items():
-                    try:
-                        crypto.decrypt(
-                            ciphertext, place=crypto.Place(ref, key), version=version.get("number"), allow_unbound=True
-                        )  # exports of earlier releases: re-sealed below
+                    bound = sealed_in(key, ciphertext, version.get("number"))
+                    try:  # allow_unbound: exports of earlier releases, re-sealed on import
+                        crypto.decrypt(ciphertext, place=crypto.Place(ref, key), version=bound, allow_unbound=True)
                     except SecretUndecryptable as error:
                         errors[f"{where} key {key!r}"] = (
                             f"{error.reason}: import with the same CONFIG_REGISTRY_KEYS as the source"
@@ -206,6 +272,8 @@ def registry_import(*, data: Any, actor: Actor, allow_missing_users: bool = Fals
         layer = Layer.objects.create(
             level=level, name=name, description=item.get("description", ""), priority=item.get("priority", 0)
         )
+        rows, sealed_in = [], _SealedIn()
+        current: dict[str, tuple[str, Entry]] = {}  # key -> (canonical content, its open row)
         for number_data in item.get("versions", []):
             created_at = parse_datetime(number_data.get("created_at") or "") or timezone.now()
             version = LayerVersion.objects.create(
@@ -217,20 +285,21 @@ def registry_import(*, data: Any, actor: Actor, allow_missing_users: bool = Fals
                 comment=number_data.get("comment", ""),
                 rolled_back_from=number_data.get("rolled_back_from"),
             )
-            rows = [
-                Entry(version=version, key=key, value=value) for key, value in number_data.get("entries", {}).items()
-            ]
-            for key, secret in number_data.get("secrets", {}).items():
-                place = crypto.Place(layer.ref, key)
-                if plaintext:
-                    ciphertext = crypto.encrypt(secret, place=place, version=version.number)
-                else:
-                    ciphertext = crypto.reencrypt(secret, place=place, version=version.number) or secret
-                rows.append(Entry(version=version, key=key, secret=True, ciphertext=ciphertext))
-            Entry.objects.bulk_create(rows)
+            number = version.number
+            present = _contents(number_data, layer, number, plaintext, sealed_in)
+            for key in [key for key in current if key not in present or current[key][0] != present[key][0]]:
+                current.pop(key)[1].valid_to = number
+            for key, (content, make) in present.items():
+                if key not in current:
+                    row = make()
+                    row.version, row.layer, row.valid_from = version, layer, number
+                    rows.append(row)
+                    current[key] = (content, row)
             layer.current_version, layer.updated_at, layer.updated_by = version.number, created_at, version.author
             version_count += 1
-        layer.save(update_fields=["current_version", "updated_at", "updated_by"])
+        Entry.objects.bulk_create(rows)
+        layer.current_bytes = sum(row.size() for _, row in current.values())
+        layer.save(update_fields=["current_version", "current_bytes", "updated_at", "updated_by"])
     counts = {"layers": len(layers), "versions": version_count, "key_definitions": len(definitions)}
     audit_record(
         actor=actor,

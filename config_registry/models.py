@@ -3,6 +3,7 @@
 No business logic here: writes go through config_registry.services, reads through selectors.
 """
 
+import json
 import uuid
 
 from django.db import models
@@ -82,6 +83,9 @@ class Layer(models.Model):
         "so the group with the highest priority wins.",
     )
     current_version = models.PositiveIntegerField(default=0, editable=False)
+    current_bytes = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="Size of the current entries (the layer size limit), kept by each publish."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(null=True, editable=False)
     updated_by = models.CharField(max_length=200, blank=True, editable=False)
@@ -103,7 +107,7 @@ class Layer(models.Model):
 
 
 class LayerVersion(ImmutableModel):
-    """One published state of a layer: its complete entry set, never edited afterwards."""
+    """One published state of a layer, never edited afterwards; its entries are those valid at its number."""
 
     layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
@@ -124,15 +128,47 @@ class LayerVersion(ImmutableModel):
 
 
 class EntryQuerySet(ImmutableQuerySet):
+    def at(self, layer_id: int, number: int) -> "EntryQuerySet":
+        """The entries of version `number` of a layer: one indexed query, whatever its history."""
+        return self.filter(_valid_at(layer_id, number))
+
+    def at_each(self, numbers: dict[int, int]) -> "EntryQuerySet":
+        """The entries of several layers, each at its own version number ({layer id: number})."""
+        condition = models.Q(pk__in=[])
+        for layer_id, number in numbers.items():
+            condition |= _valid_at(layer_id, number)
+        return self.filter(condition)
+
+    def close(self, *, entry_ids: list[int], at: int) -> None:
+        """The one change a version makes to older rows: these entries stop holding at version `at`.
+        Only once: a row already closed is left as it is (and the count tells the caller)."""
+        closed = models.QuerySet.update(self.filter(pk__in=entry_ids, valid_to__isnull=True), valid_to=at)
+        if closed != len(entry_ids):
+            raise ImmutableRecord(f"{len(entry_ids) - closed} of the entries to close were closed already")
+
     def rewrap(self, *, entry_id: int, ciphertext: str) -> None:
-        """The one permitted change: re-encrypting a secret under a new key (rotate_keys)."""
+        """The other permitted change: re-encrypting a secret under a new key (rotate_keys)."""
         models.QuerySet.update(self.filter(pk=entry_id, secret=True), ciphertext=ciphertext)
 
 
+def _valid_at(layer_id: int, number: int) -> models.Q:
+    return models.Q(layer_id=layer_id, valid_from__lte=number) & (
+        models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=number)
+    )
+
+
 class Entry(ImmutableModel):
-    """key -> JSON value within one version. Secrets keep only ciphertext."""
+    """key -> JSON value of a layer from version `valid_from` (the version that wrote it) until the
+    version `valid_to` that replaced or removed it (None: still current). A version stores only
+    what it changed; its complete entry set is the rows valid at its number (EntryQuerySet.at).
+    Secrets keep only ciphertext, bound to layer, key and `valid_from`."""
 
     version = models.ForeignKey(LayerVersion, on_delete=models.PROTECT, related_name="entries")
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="entry_rows")
+    valid_from = models.PositiveIntegerField(help_text="The version that wrote this entry.")
+    valid_to = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version that replaced or removed it; empty while it is current."
+    )
     key = models.CharField(max_length=200)
     value = StoredJSONField(null=True, blank=True, help_text="Empty for secrets.")
     ciphertext = models.TextField(blank=True, help_text="Secrets only: Fernet token bound to layer and key.")
@@ -143,17 +179,29 @@ class Entry(ImmutableModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["version", "key"], name="entry_unique_key"),
+            models.UniqueConstraint(
+                fields=["layer", "key"], condition=models.Q(valid_to__isnull=True), name="entry_one_current_per_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=models.F("valid_from")),
+                name="entry_valid_range",
+            ),
             models.CheckConstraint(
                 condition=(models.Q(secret=True, value__isnull=True) & ~models.Q(ciphertext=""))
                 | models.Q(secret=False, ciphertext=""),
                 name="entry_secret_has_only_ciphertext",
             ),
         ]
+        indexes = [models.Index(fields=["layer", "valid_from"], name="entry_layer_from")]
         ordering = ["key"]
         verbose_name_plural = "entries"
 
     def __str__(self) -> str:
         return self.key
+
+    def size(self) -> int:
+        """What the entry counts towards its layer's size limit: compact JSON, or its ciphertext."""
+        return len(self.ciphertext) if self.secret else len(json.dumps(self.value, separators=(",", ":")))
 
 
 class KeyDefinition(models.Model):

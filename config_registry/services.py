@@ -95,8 +95,8 @@ def layer_update(*, layer: Layer, description: str, priority: int, actor: Actor)
 
 @dataclass(frozen=True)
 class _Stored:
-    """An entry as it will be stored: a plain value; a secret's ciphertext sealed in version
-    `sealed_in` (re-sealed for the new version); or a new secret's plaintext (ciphertext "")."""
+    """An entry as a new version will write it: a plain value, a new secret's plaintext, or a
+    secret's ciphertext sealed in version `sealed_in` (a rollback's; re-sealed for the new version)."""
 
     secret: bool
     value: Any = None
@@ -104,11 +104,8 @@ class _Stored:
     sealed_in: int | None = None
 
     @classmethod
-    def of(cls, entry: Entry, number: int) -> "_Stored":
-        return cls(entry.secret, entry.value, entry.ciphertext, number if entry.secret else None)
-
-    def size(self) -> int:
-        return len(self.ciphertext) if self.ciphertext else len(json.dumps(self.value))
+    def of(cls, entry: Entry) -> "_Stored":
+        return cls(entry.secret, entry.value, entry.ciphertext, entry.valid_from if entry.secret else None)
 
 
 def _sealed(layer: Layer, key: str, stored: _Stored, number: int) -> str:
@@ -144,23 +141,27 @@ def _lock_at(layer: Layer, base_version: Any) -> Layer:
     return locked
 
 
-def _stored_entries(layer: Layer, number: int) -> dict[str, Entry]:
+def _stored_entries(layer: Layer, number: int, keys: Collection[str] | None = None) -> dict[str, Entry]:
+    """The entries of version `number` (only `keys`, if given: what a publish touches)."""
     if number == 0:
         return {}
-    return {e.key: e for e in Entry.objects.filter(version__layer=layer, version__number=number)}
+    rows = Entry.objects.at(layer.pk, number)
+    if keys is not None:
+        rows = rows.filter(key__in=list(keys))
+    return {e.key: e for e in rows}
 
 
-def _plain(layer: Layer, number: int, entry: Entry) -> EntryState:
+def _plain(layer: Layer, entry: Entry) -> EntryState:
     if not entry.secret:
         return EntryState(entry.value)
     place = crypto.Place(layer.ref, entry.key)
-    return EntryState(crypto.decrypt(entry.ciphertext, place=place, version=number), secret=True)
+    return EntryState(crypto.decrypt(entry.ciphertext, place=place, version=entry.valid_from), secret=True)
 
 
-def _plain_or_unreadable(layer: Layer, number: int, entry: Entry) -> EntryState:
+def _plain_or_unreadable(layer: Layer, entry: Entry) -> EntryState:
     """Like _plain, but an unreadable old secret may still be replaced or unset."""
     try:
-        return _plain(layer, number, entry)
+        return _plain(layer, entry)
     except SecretUndecryptable:
         return EntryState(_UNREADABLE, secret=True)
 
@@ -196,51 +197,62 @@ def _audit_changes(changes: list[Change]) -> dict[str, Any]:
 def _append_version(
     *,
     layer: Layer,
-    entries: Mapping[str, _Stored],
+    written: Mapping[str, _Stored],
+    replaced: Collection[Entry],
     changes: list[Change],
     actor: Actor,
     comment: str,
     action: str,
     rolled_back_from: int | None = None,
 ) -> LayerVersion:
+    """Write the next version of `layer`: rows for the keys it sets (`written`), and the end of
+    validity of the rows it replaces or removes (`replaced`). Every other entry carries on as it is:
+    the cost is that of the change, not of the layer."""
     if not changes:
         raise InvalidInput(
             f"nothing to publish: the change leaves layer {layer.ref} as it is at version {layer.current_version}"
         )
-    total = sum(stored.size() for stored in entries.values())
+    _require_security_right((change.key for change in changes), actor)
+    number = layer.current_version + 1
+    rows = [
+        Entry(
+            layer=layer,
+            valid_from=number,
+            key=key,
+            secret=stored.secret,
+            value=None if stored.secret else stored.value,
+            ciphertext=_sealed(layer, key, stored, number) if stored.secret else "",
+        )
+        for key, stored in sorted(written.items())
+    ]
+    total = layer.current_bytes - sum(entry.size() for entry in replaced) + sum(row.size() for row in rows)
     if total > MAX_LAYER_BYTES:
         raise InvalidInput(
             f"layer {layer.ref} would hold {total} bytes of entries; the limit for a layer "
-            f"is {MAX_LAYER_BYTES}: split it, or move keys to other layers"
+            f"is {MAX_LAYER_BYTES} (values as compact JSON, secrets as ciphertext): split it, or move keys "
+            "to other layers"
         )
-    _require_security_right((change.key for change in changes), actor)
     state = locked_state()
     state.revision += 1
     state.save(update_fields=["revision"])
     now = timezone.now()
     version = LayerVersion.objects.create(
         layer=layer,
-        number=layer.current_version + 1,
+        number=number,
         revision=state.revision,
         author=actor.name,
         created_at=now,
         comment=comment,
         rolled_back_from=rolled_back_from,
     )
-    Entry.objects.bulk_create(
-        [
-            Entry(
-                version=version,
-                key=key,
-                secret=stored.secret,
-                value=None if stored.secret else stored.value,
-                ciphertext=_sealed(layer, key, stored, version.number) if stored.secret else "",
-            )
-            for key, stored in sorted(entries.items())
-        ]
+    Entry.objects.close(entry_ids=[entry.pk for entry in replaced], at=number)  # before: one current row a key
+    for row in rows:
+        row.version = version
+    Entry.objects.bulk_create(rows)
+    Layer.objects.filter(pk=layer.pk).update(
+        current_version=number, current_bytes=total, updated_at=now, updated_by=actor.name
     )
-    Layer.objects.filter(pk=layer.pk).update(current_version=version.number, updated_at=now, updated_by=actor.name)
-    layer.current_version, layer.updated_at, layer.updated_by = version.number, now, actor.name
+    layer.current_version, layer.current_bytes, layer.updated_at, layer.updated_by = number, total, now, actor.name
     details = {
         "version": version.number,
         "revision": state.revision,
@@ -308,7 +320,8 @@ def version_publish(
     """
     layer = _lock_at(layer, base_version)
     _check_publish_input(set_, unset, secrets, comment)
-    base = _stored_entries(layer, base_version)
+    touched = set(set_) | set(unset)
+    base = _stored_entries(layer, base_version, touched)
     absent = [key for key in unset if key not in base]
     if absent:
         raise InvalidInput(
@@ -320,20 +333,18 @@ def version_publish(
     if errors:
         raise InvalidInput("a value violates its key's schema", errors)
 
-    touched = set(set_) | set(unset)
-    before = {key: _plain_or_unreadable(layer, base_version, base[key]) for key in touched if key in base}
+    before = {key: _plain_or_unreadable(layer, entry) for key, entry in base.items()}
     after = {key: EntryState(value, key in secret_keys) for key, value in set_.items()}
     changes = entries_diff(before, after)
-    changed_keys = {change.key for change in changes}
-
-    entries = {key: _Stored.of(e, base_version) for key, e in base.items() if key not in touched}
-    for key, value in set_.items():
-        if key not in changed_keys:  # unchanged: keep the stored form
-            entries[key] = _Stored.of(base[key], base_version)
-        else:
-            entries[key] = _Stored(key in secret_keys, value)
+    changed = {change.key for change in changes}
     return _append_version(
-        layer=layer, entries=entries, changes=changes, actor=actor, comment=comment, action="version.publish"
+        layer=layer,
+        written={key: _Stored(key in secret_keys, value) for key, value in set_.items() if key in changed},
+        replaced=[entry for key, entry in base.items() if key in changed],
+        changes=changes,
+        actor=actor,
+        comment=comment,
+        action="version.publish",
     )
 
 
@@ -346,18 +357,19 @@ def version_rollback(
     if not isinstance(to_version, int) or not 1 <= to_version <= layer.current_version:
         raise NotFound(f"layer {layer.ref} has no version {to_version} (it has versions 1 to {layer.current_version})")
     current, target = _stored_entries(layer, base_version), _stored_entries(layer, to_version)
-    before = {k: _plain(layer, base_version, e) for k, e in current.items()}
-    after = {k: _plain(layer, to_version, e) for k, e in target.items()}
+    before = {k: _plain(layer, e) for k, e in current.items()}
+    after = {k: _plain(layer, e) for k, e in target.items()}
     changes = entries_diff(before, after)
     errors = _schema_errors(
         {c.key: c.after for c in changes if c.kind != "removed"}, {c.key for c in changes if c.secret}
     )
     if errors:
         raise InvalidInput(f"version {to_version} has values that violate their key's current schema", errors)
-    entries = {k: _Stored.of(e, to_version) for k, e in target.items()}
+    changed = {change.key for change in changes}
     return _append_version(
         layer=layer,
-        entries=entries,
+        written={key: _Stored.of(entry) for key, entry in target.items() if key in changed},
+        replaced=[entry for key, entry in current.items() if key in changed],
         changes=changes,
         actor=actor,
         comment=comment or f"Rollback to version {to_version}",
@@ -480,9 +492,7 @@ def version_reveal(*, layer: Layer, number: int, actor: Actor) -> tuple[dict[str
 def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:
     """The plaintext of one secret of the layer's current version, for a person allowed to see
     it; audited. Raises NotFound if the key is not a secret there."""
-    entry = Entry.objects.filter(
-        version__layer=layer, version__number=layer.current_version, key=key, secret=True
-    ).first()
+    entry = Entry.objects.at(layer.pk, layer.current_version).filter(key=key, secret=True).first()
     if entry is None:
         raise NotFound(f"{key!r} is not a secret of layer {layer.ref} version {layer.current_version}")
     if key in SECURITY_KEYS:
@@ -490,7 +500,7 @@ def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:
             f"{key} is the registry's own security configuration: it is never revealed "
             "(publish new keys instead of reading old ones)"
         )
-    value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, key), version=layer.current_version)
+    value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, key), version=entry.valid_from)
     with transaction.atomic():
         audit_record(
             actor=actor,
@@ -600,11 +610,11 @@ def keys_rotate(*, actor: Actor) -> RotationReport:
     """Re-encrypt every stored secret under the primary key. Unreadable values are reported
     by layer, version and key and left exactly as they are: nothing is dropped."""
     report = RotationReport()
-    secrets = Entry.objects.filter(secret=True).select_related("version__layer").order_by("pk")
+    secrets = Entry.objects.filter(secret=True).select_related("layer").order_by("pk")
     for entry in secrets.iterator(chunk_size=500):
-        place = crypto.Place(entry.version.layer.ref, entry.key)
+        place = crypto.Place(entry.layer.ref, entry.key)
         try:
-            rewrapped = crypto.reencrypt(entry.ciphertext, place=place, version=entry.version.number)
+            rewrapped = crypto.reencrypt(entry.ciphertext, place=place, version=entry.valid_from)
         except SecretUndecryptable as error:
             report.unreadable.append(error)
             continue

@@ -104,6 +104,7 @@ def make_layer(db, actor) -> Callable[..., Layer]:
         layer = layer_create(ref=ref, priority=priority, actor=actor)
         if values:
             version_publish(layer=layer, base_version=0, set_=values, secrets=secrets, actor=actor)
+            layer.refresh_from_db()
         return layer
 
     return make

@@ -39,8 +39,10 @@ def _plant(layer: Layer, entries: dict) -> LayerVersion:
         version = LayerVersion.objects.create(
             layer=layer, number=number, revision=state.revision, author="planted", created_at=layer.created_at
         )
+        replaced = Entry.objects.at(layer.pk, layer.current_version).filter(key__in=list(entries))
+        Entry.objects.close(entry_ids=list(replaced.values_list("pk", flat=True)), at=number)
         for key, value in entries.items():
-            Entry.objects.create(version=version, key=key, value=value)
+            Entry.objects.create(version=version, layer=layer, valid_from=number, key=key, value=value)
         Layer.objects.filter(pk=layer.pk).update(current_version=number)
     layer.refresh_from_db()
     return version
@@ -408,9 +410,9 @@ def test_decrypt__ciphertext_copied_from_an_older_version__refused(make_layer, a
     version_publish(layer=layer, base_version=1, set_={"db.password": "new"}, actor=actor)
     version_publish(layer=layer, base_version=2, set_={"other": 1}, actor=actor)
     old = Entry.objects.get(version__layer=layer, version__number=1, key="db.password")
-    third = Entry.objects.get(version__layer=layer, version__number=3, key="db.password")
+    third = Entry.objects.at(layer.pk, 3).get(key="db.password")  # written by version 2, still current
     Entry.objects.rewrap(entry_id=third.pk, ciphertext=old.ciphertext)  # an attacker's UPDATE
-    with pytest.raises(SecretUndecryptable, match="version 3"):
+    with pytest.raises(SecretUndecryptable, match="belongs to version 1"):
         version_states(layer, 3)
 
 

@@ -21,7 +21,13 @@ from config_registry.state import state_clear
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("config_registry", "0001_initial")]
-AFTER = [("config_registry", "0002_security_hardening")]
+HARDENING = ("config_registry", "0002_security_hardening")
+
+
+def _upgrade() -> None:
+    """Migrate to the latest schema, as an operator upgrading from the previous release does."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def _legacy_seal(value, ref: str, key: str) -> str:
@@ -46,7 +52,7 @@ def old_schema():
     apps = executor.loader.project_state(BEFORE).apps
     yield apps
     executor = MigrationExecutor(connection)
-    if AFTER[0] not in executor.loader.applied_migrations:
+    if HARDENING not in executor.loader.applied_migrations:
         apps.get_model("config_registry", "AuditEvent").objects.all().delete()  # a test left a broken chain
     executor.migrate(executor.loader.graph.leaf_nodes())
     memos_clear()
@@ -85,8 +91,7 @@ def _old_registry(apps, *, tamper: bool = False):
 
 def test_upgrade__old_ciphertexts_bound_to_their_versions_and_old_chain_keyed(old_schema):
     _old_registry(old_schema)
-    executor = MigrationExecutor(connection)
-    executor.migrate(AFTER)
+    _upgrade()
     layer = Layer.objects.get(level="global")
     assert version_states(layer, 1)["db.password"].value == "first"
     assert version_states(layer, 2)["db.password"].value == "second"
@@ -102,7 +107,7 @@ def test_upgrade__old_ciphertexts_bound_to_their_versions_and_old_chain_keyed(ol
 
 def test_upgrade__a_legacy_ciphertext_left_behind__refused_until_rotate_keys(old_schema):
     _old_registry(old_schema)
-    MigrationExecutor(connection).migrate(AFTER)
+    _upgrade()
     layer = Layer.objects.get(level="global")
     entry = Entry.objects.get(version__number=2)
     Entry.objects.rewrap(entry_id=entry.pk, ciphertext=_legacy_seal("second", "global", "db.password"))
@@ -125,4 +130,4 @@ def test_upgrade__a_legacy_ciphertext_left_behind__refused_until_rotate_keys(old
 def test_upgrade__old_chain_already_broken__upgrade_stops_naming_the_event(old_schema):
     _old_registry(old_schema, tamper=True)
     with pytest.raises(RuntimeError, match="#2"):
-        MigrationExecutor(connection).migrate(AFTER)
+        _upgrade()

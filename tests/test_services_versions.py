@@ -223,5 +223,7 @@ def test_entries__plain_value_and_ciphertext__cannot_coexist_in_a_row(make_layer
     make_layer("global", {"a": 1})
     version = LayerVersion.objects.get()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Entry.objects.create(version=version, key="leak", secret=True, value="plain", ciphertext="x")
+        Entry.objects.create(
+            version=version, layer=version.layer, valid_from=1, key="leak", secret=True, value="plain", ciphertext="x"
+        )
     assert not Entry.objects.filter(key="leak").exists()

@@ -71,30 +71,37 @@ def _check_name(label: str, value: Any) -> str:
 
 
 def _snapshots(layers: Sequence[Layer], revision: int) -> list[LayerSnapshot]:
-    """Each layer's entries as of `revision`, in the order given (lowest first)."""
+    """Each layer's entries as of `revision`, in the order given (lowest first): one query for the
+    version numbers, one for the entries valid at them."""
     at_revision = LayerVersion.objects.filter(layer=OuterRef("pk"), revision__lte=revision).order_by("-number")
-    version_ids = dict(
-        Layer.objects.filter(pk__in=[layer.pk for layer in layers])
-        .annotate(version_id=Subquery(at_revision.values("pk")[:1]))
-        .values_list("pk", "version_id")
-    )
-    rows = Entry.objects.filter(version_id__in=[v for v in version_ids.values() if v]).values_list(
-        "version_id", "version__number", "key", "value", "ciphertext", "secret"
-    )
-    by_version: dict[int, tuple[int, dict[str, Any], set[str]]] = {}
-    for version_id, number, key, value, ciphertext, secret in rows:
-        _, entries, secrets = by_version.setdefault(version_id, (number, {}, set()))
+    numbers = {
+        pk: number
+        for pk, number in Layer.objects.filter(pk__in=[layer.pk for layer in layers])
+        .annotate(number=Subquery(at_revision.values("number")[:1]))
+        .values_list("pk", "number")
+        if number
+    }
+    return layer_snapshots(layers, numbers)
+
+
+def layer_snapshots(layers: Sequence[Layer], numbers: dict[int, int]) -> list[LayerSnapshot]:
+    """Snapshots of `layers`, each at its version in `numbers` ({layer id: number}; absent: empty),
+    read in one query."""
+    rows = Entry.objects.at_each(numbers).values_list("layer_id", "valid_from", "key", "value", "ciphertext", "secret")
+    by_layer: dict[int, tuple[dict[str, Any], set[str]]] = {}
+    for layer_id, written_in, key, value, ciphertext, secret in rows:
+        entries, secrets = by_layer.setdefault(layer_id, ({}, set()))
         entries[key] = value
         if secret:
             secrets.add(key)
-            entries[key] = (number, ciphertext)
+            entries[key] = (written_in, ciphertext)
     snapshots = []
     for layer in layers:
-        number, entries, secrets = by_version.get(version_ids.get(layer.pk), (None, {}, set()))
+        entries, secrets = by_layer.get(layer.pk, ({}, set()))
         for key in secrets:
-            version, ciphertext = entries[key]
-            entries[key] = Sealed(crypto.Place(layer.ref, key), version, ciphertext)
-        snapshots.append(LayerSnapshot(layer.ref, number, entries, frozenset(secrets)))
+            written_in, ciphertext = entries[key]
+            entries[key] = Sealed(crypto.Place(layer.ref, key), written_in, ciphertext)
+        snapshots.append(LayerSnapshot(layer.ref, numbers.get(layer.pk), entries, frozenset(secrets)))
     return snapshots
 
 

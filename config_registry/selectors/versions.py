@@ -48,12 +48,13 @@ def version_states(layer: Layer, number: int, *, sealed: Collection[str] = ()) -
         return {}
     version_get(layer, number)
     states = {}
-    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+    for entry in Entry.objects.at(layer.pk, number):
         value = entry.value
         if entry.secret and entry.key in sealed:
             value = entry.ciphertext
         elif entry.secret:
-            value = crypto.decrypt(entry.ciphertext, place=crypto.Place(layer.ref, entry.key), version=number)
+            place = crypto.Place(layer.ref, entry.key)
+            value = crypto.decrypt(entry.ciphertext, place=place, version=entry.valid_from)
         states[entry.key] = EntryState(value, entry.secret)
     return states
 
@@ -63,7 +64,7 @@ def version_entries(layer: Layer, number: int) -> tuple[dict, list[str]]:
     entries, secrets = {}, []
     if number == 0:
         return entries, secrets
-    for entry in Entry.objects.filter(version__layer=layer, version__number=number):
+    for entry in Entry.objects.at(layer.pk, number):
         entries[entry.key] = MASK if entry.secret else entry.value
         if entry.secret:
             secrets.append(entry.key)
