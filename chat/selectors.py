@@ -8,7 +8,7 @@ from django.db import connection
 
 from config_registry.diff import canonical_json
 from config_registry.memory import PositionMemo
-from config_registry.selectors import Position, config_resolve, registry_position
+from config_registry.selectors import Position, config_resolve, contexts_resolve
 
 from .models import Message
 
@@ -30,9 +30,26 @@ def chat_config(username: str, position: Position) -> dict:
     resolved = config_resolve(
         environment=settings.REGISTRY_ENVIRONMENT, service=CHAT_SERVICE, user=username, position=position
     )
-    config = {
-        key: value for key, value in resolved.values.items() if key.startswith("chat.") and key not in resolved.secrets
-    }
+    return _remembered(position, username, _chat_values(resolved.values, resolved.secrets))
+
+
+def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
+    """chat_config() of each user, now: one read of the shared part and one batched read of their
+    overlays for all of them (a publish's fan-out); None for a user who is no longer active (or no
+    longer exists)."""
+    position, people = contexts_resolve(settings.REGISTRY_ENVIRONMENT, CHAT_SERVICE, usernames, prefix="chat.")
+    configs: dict[str, dict | None] = dict.fromkeys(usernames)
+    for username, (active, resolution) in people.items():
+        if active:
+            configs[username] = _remembered(position, username, _chat_values(resolution.values, resolution.secrets))
+    return configs
+
+
+def _chat_values(values: dict, secrets: frozenset[str]) -> dict:
+    return {key: value for key, value in values.items() if key.startswith("chat.") and key not in secrets}
+
+
+def _remembered(position: Position, username: str, config: dict) -> dict:
     fingerprint = canonical_json(config)
     shared = EQUAL_CONFIGS.get((), fingerprint)
     if shared is None:
@@ -40,16 +57,6 @@ def chat_config(username: str, position: Position) -> dict:
         shared = config
     CHAT_CONFIGS.put(position, username, shared)
     return shared
-
-
-def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
-    """chat_config() of each user, now (the registry's position read once for all of them); None
-    for a user who is no longer active (or no longer exists)."""
-    position = registry_position()
-    active = set(
-        get_user_model().objects.filter(username__in=usernames, is_active=True).values_list("username", flat=True)
-    )
-    return {username: chat_config(username, position) if username in active else None for username in usernames}
 
 
 def chat_config_known(username: str, position: Position) -> dict | None:

@@ -60,3 +60,45 @@ def resolve(layers: Sequence[LayerSnapshot]) -> Resolution:
         secrets=frozenset(secrets),
         provenance={key: provenance[key] for key in ordered},
     )
+
+
+def compose(shared: Resolution, overlays: Sequence[LayerSnapshot]) -> Resolution:
+    """`shared` (the resolution of the lower layers) with `overlays` applied on top, lowest first:
+    the same values, secrets and provenance as resolving all the layers at once, at the cost of the
+    overlays (a property test holds the two equal)."""
+    if not any(layer.entries for layer in overlays):
+        return shared
+    values = dict(shared.values)
+    secrets = set(shared.secrets)
+    provenance = dict(shared.provenance)
+    for layer in overlays:
+        for key, value in layer.entries.items():
+            values[key] = value
+            if key in layer.secrets:
+                secrets.add(key)
+            else:
+                secrets.discard(key)
+            below = provenance.get(key)
+            overrides = (Origin(below.layer, below.version), *below.overrides) if below else ()
+            provenance[key] = Provenance(layer.ref, layer.version, overrides)
+    ordered = sorted(values)
+    return Resolution(
+        values={key: values[key] for key in ordered},
+        secrets=frozenset(secrets),
+        provenance={key: provenance[key] for key in ordered},
+    )
+
+
+def restrict(resolution: Resolution, prefix: str) -> Resolution:
+    """Only the keys that start with `prefix` (composing commutes with it: a key's result depends
+    on that key's entries alone)."""
+    return Resolution(
+        values={key: value for key, value in resolution.values.items() if key.startswith(prefix)},
+        secrets=frozenset(key for key in resolution.secrets if key.startswith(prefix)),
+        provenance={key: p for key, p in resolution.provenance.items() if key.startswith(prefix)},
+    )
+
+
+def layer_restrict(layer: LayerSnapshot, prefix: str) -> LayerSnapshot:
+    entries = {key: value for key, value in layer.entries.items() if key.startswith(prefix)}
+    return LayerSnapshot(layer.ref, layer.version, entries, frozenset(key for key in layer.secrets if key in entries))

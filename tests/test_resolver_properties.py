@@ -83,3 +83,31 @@ def test_resolver_module__imports_only_the_standard_library():
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0] if node.level == 0 else "<relative>")
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+
+
+# Composition (SPEC §7): the shared part resolved once, each user's overlay applied on top ---------
+
+
+@given(layer_stacks(), st.integers(min_value=0, max_value=6))
+def test_compose__shared_part_then_overlays__equals_resolving_all_at_once(layers, split):
+    from config_registry.resolver import compose
+
+    split = min(split, len(layers))
+    shared, overlays = layers[:split], layers[split:]
+    composed, whole = compose(resolve(shared), overlays), resolve(layers)
+    assert composed.values == whole.values
+    assert list(composed.values) == list(whole.values)  # the same order too (answers are byte-equal)
+    assert composed.secrets == whole.secrets
+    assert composed.provenance == whole.provenance
+
+
+@given(layer_stacks(), st.integers(min_value=0, max_value=6), keys)
+def test_compose__restricted_to_a_prefix__equals_the_whole_restricted(layers, split, prefix):
+    from config_registry.resolver import compose, layer_restrict, restrict
+
+    split = min(split, len(layers))
+    prefix = prefix.split(".")[0]
+    restricted = compose(
+        restrict(resolve(layers[:split]), prefix), [layer_restrict(layer, prefix) for layer in layers[split:]]
+    )
+    assert restricted == restrict(resolve(layers), prefix)

@@ -71,6 +71,14 @@ def _ranges_from_copies(apps, schema_editor):
             for start in range(0, len(ids), 500):
                 Entry.objects.filter(pk__in=ids[start : start + 500]).update(valid_to=valid_to)
         Layer.objects.filter(pk=layer.pk).update(current_bytes=sum(size(row) for _, row in current.values()))
+    _checks_now(schema_editor)
+
+
+def _checks_now(schema_editor) -> None:
+    # PostgreSQL defers foreign-key checks to the commit, and refuses to ALTER a table with checks
+    # pending: run them now, before the constraints below are added in the same transaction.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def _copies_from_ranges(apps, schema_editor):
@@ -111,6 +119,7 @@ def _copies_from_ranges(apps, schema_editor):
                 for row in carried
             ]
         )
+    _checks_now(schema_editor)
 
 
 class Migration(migrations.Migration):
