@@ -49,7 +49,7 @@ def _queries(usernames: set[str]) -> tuple[int, int]:
     with CaptureQueriesContext(connection) as captured:
         configs = chat_configs(usernames)
     assert all(configs[name] is not None for name in usernames)
-    shared_reads = sum(1 for query in captured.captured_queries if '"level" = \'service\'' in query["sql"])
+    shared_reads = sum(1 for query in captured.captured_queries if "\"level\" = 'service'" in query["sql"])
     return len(captured.captured_queries), shared_reads
 
 
@@ -106,9 +106,7 @@ async def _join(username: str) -> WebsocketCommunicator:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fanout__hundreds_connected__one_loses_the_room_closed_4403_others_a_frame_or_nothing(
-    registry, make_layer
-):
+def test_fanout__hundreds_connected__one_loses_the_room_closed_4403_others_a_frame_or_nothing(registry, make_layer):
     names = sorted(_people(200, make_layer))
     banned = "user0007"
     make_layer(f"user:{banned}", {"chat.welcome": "hello"})
