@@ -301,8 +301,12 @@ class LayerAdmin(admin.ModelAdmin):
         form = PreviewForm(request.GET or None)
         resolved, problem = None, None
         if form.is_valid():
+            query = {k: v or None for k, v in form.cleaned_data.items()}
+            at = query.pop("at")
             try:
-                resolved = selectors.config_resolve(**{k: v or None for k, v in form.cleaned_data.items()})
+                if at is not None:
+                    query["revision"] = selectors.revision_at(at)
+                resolved = selectors.config_resolve(**query)
             except (InvalidInput, NotFound) as error:
                 problem = str(error)
         return TemplateResponse(
@@ -335,6 +339,14 @@ class PreviewForm(forms.Form):
     environment = forms.CharField(initial="production")
     service = forms.CharField(initial="chat")
     user = forms.CharField(required=False, help_text="a username; empty: the service level")
+    revision = forms.IntegerField(required=False, min_value=1, help_text="empty: now; or a past revision")
+    at = forms.DateTimeField(required=False, help_text="or a time (YYYY-MM-DD HH:MM, UTC): the revision then")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("revision") and cleaned.get("at"):
+            raise forms.ValidationError("Give a revision or a time, not both.")
+        return cleaned
 
 
 @admin.register(LayerVersion)

@@ -14,10 +14,11 @@ from .asyncdb import db_call
 from .audit import Actor
 from .exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnavailable
 from .live.broadcast import BroadcastUnavailable
+from .live.watchers import WATCHERS
 from .models import Scope, ServiceToken
-from .selectors import TokenRejected, config_resolve, token_authenticate
+from .selectors import ResolvedConfig, TokenRejected, config_resolve, context_of, token_authenticate
+from .selectors.resolution import masked
 from .services import config_reveal
-from .state import broadcaster
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,8 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
     1013 registry unavailable.
     """
 
-    channel_layer_alias = None  # no channel of its own: registry moves come from the broadcaster
-    listening = False  # to the broadcaster's registry moves
-    following: asyncio.Task | None = None  # pushing after a move (one at a time)
-    moved_again = False  # a move came while pushing: push once more
+    channel_layer_alias = None  # no channel of its own: registry moves come through WATCHERS
+    following = False  # the registry's moves, with the loop's other watchers
 
     async def connect(self):
         await self.accept()
@@ -56,10 +55,10 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         if refusal:
             return await self._refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
         self.context = {"environment": environment, "service": service, "user": query.get("user")}
-        # Listen before the first read, so that no revision can fall between the two.
+        # Follow before the first read, so that no revision can fall between the two.
         try:
-            await broadcaster().listen(self._moved)
-            self.listening = True
+            await WATCHERS.follow(self)
+            self.following = True
         except BroadcastUnavailable as error:  # Redis is down
             logger.warning("config watch refused with 1013: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "live updates are unavailable; retry")
@@ -95,10 +94,8 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.expiry is not None:
             self.expiry.cancel()
-        if self.listening:
-            broadcaster().unlisten(self._moved)
-        if self.following is not None:
-            self.following.cancel()
+        if self.following:
+            WATCHERS.unfollow(self)
 
     async def receive_json(self, content, **kwargs):
         await self.send_json(
@@ -109,30 +106,20 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
-    def _moved(self, position) -> None:
-        """The registry moved (or may have: None): re-check the token, push what changed."""
-        if self.following is not None:
-            self.moved_again = True
+    async def moved_to(self, revision: int, resolved: dict) -> None:
+        """The registry moved: re-check the token, push what changed. `resolved`: the loop's
+        batched resolutions of this context's users ({user: (active, resolution)})."""
+        if self.context is None or not await self._token_recheck():
             return
-        self.following = asyncio.get_running_loop().create_task(self._follow())
+        found = resolved.get(self.context["user"])
+        if found is None:
+            return await self._refuse(CLOSE_NOT_FOUND, "not_found", f"user {self.context['user']!r} does not exist")
+        await self._push(masked(revision, context_of(**self.context), found[1]))
 
-    async def _follow(self) -> None:
+    async def _push(self, resolved: ResolvedConfig | None = None):
         try:
-            self.moved_again = True
-            while self.moved_again and self.context is not None:
-                self.moved_again = False
-                if await self._token_recheck():
-                    await self._push()
-        except OSError:  # the client has just gone; its disconnect follows
-            pass
-        except Exception:
-            logger.exception("config watch could not follow a registry move (%s)", self.context)
-        finally:
-            self.following = None
-
-    async def _push(self):
-        try:
-            resolved = await db_call(config_resolve)(**self.context)
+            if resolved is None:
+                resolved = await db_call(config_resolve)(**self.context)
             seen = (resolved.values, {key: resolved.provenance[key] for key in resolved.secrets})
             if seen == self.last:
                 return

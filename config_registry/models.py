@@ -6,6 +6,7 @@ No business logic here: writes go through config_registry.services, reads throug
 import json
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from .limits import json_problem, suspicious_json_text
@@ -300,3 +301,84 @@ class AuditEvent(ImmutableModel):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.target} by {self.actor}"
+
+
+# What resolution reads besides layer versions, recorded by revision (SPEC §8: time travel). Each
+# row holds from revision `valid_from` until `valid_to` (None: still); rows are only added, and
+# closed once.
+
+
+class HistoryQuerySet(models.QuerySet):
+    def at(self, revision: int) -> "HistoryQuerySet":
+        return self.filter(
+            models.Q(valid_from__lte=revision) & (models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=revision))
+        )
+
+    def current(self) -> "HistoryQuerySet":
+        return self.filter(valid_to__isnull=True)
+
+
+class MembershipRecord(models.Model):
+    """A user's membership of a group, over a range of revisions."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="+")
+    valid_from = models.PositiveBigIntegerField()
+    valid_to = models.PositiveBigIntegerField(null=True, blank=True)
+
+    objects = HistoryQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "valid_from"], name="membership_user_from")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "group"], condition=models.Q(valid_to__isnull=True), name="membership_one_current"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"user #{self.user_id} in group #{self.group_id} from revision {self.valid_from}"
+
+
+class PriorityRecord(models.Model):
+    """A group layer's priority over a range of revisions."""
+
+    layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="+")
+    priority = models.IntegerField()
+    valid_from = models.PositiveBigIntegerField()
+    valid_to = models.PositiveBigIntegerField(null=True, blank=True)
+
+    objects = HistoryQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["layer", "valid_from"], name="priority_layer_from")]
+
+    def __str__(self) -> str:
+        return f"priority {self.priority} of layer #{self.layer_id} from revision {self.valid_from}"
+
+
+class DefaultRecord(models.Model):
+    """A key definition's default over a range of revisions (absent: the key had none)."""
+
+    key = models.CharField(max_length=200)
+    default = StoredJSONField(null=True, blank=True)
+    valid_from = models.PositiveBigIntegerField()
+    valid_to = models.PositiveBigIntegerField(null=True, blank=True)
+
+    objects = HistoryQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "valid_from"], name="default_key_from")]
+
+    def __str__(self) -> str:
+        return f"default of {self.key} from revision {self.valid_from}"
+
+
+class RevisionMark(models.Model):
+    """When each revision was made: `at=` questions (SPEC §8) find the last revision at or before a time."""
+
+    revision = models.PositiveBigIntegerField(primary_key=True)
+    at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"revision {self.revision} at {self.at.isoformat()}"

@@ -21,7 +21,19 @@ from .audit import Actor, audit_record, secret_fingerprint
 from .diff import MASK, Change, EntryState, entries_diff
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
 from .limits import MAX_LAYER_BYTES, MAX_VALUE_BYTES, json_problem, text_problem
-from .models import Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
+from .models import (
+    DefaultRecord,
+    Entry,
+    KeyDefinition,
+    Layer,
+    LayerVersion,
+    Level,
+    MembershipRecord,
+    PriorityRecord,
+    RevisionMark,
+    Scope,
+    ServiceToken,
+)
 from .selectors.resolution import ResolvedConfig, context_label, context_of, resolution_read, sealed_open
 from .selectors.versions import version_states
 from .state import locked_state
@@ -43,10 +55,34 @@ _UNREADABLE = "<unreadable secret>"
 def revision_bump() -> int:
     """Move the global revision for a change that alters resolution without a layer version
     (group membership, group priority, key definition defaults)."""
+    return _revision_next()
+
+
+def _revision_next() -> int:
+    """Move the global revision (locking the registry's state row until the commit) and note when."""
     state = locked_state()
     state.revision += 1
     state.save(update_fields=["revision"])
+    RevisionMark.objects.update_or_create(revision=state.revision, defaults={"at": timezone.now()})
     return state.revision
+
+
+def _history_close(records, revision: int) -> None:
+    """End the current record(s) of a history (see models.MembershipRecord) at `revision`."""
+    records.current().update(valid_to=revision)
+
+
+@transaction.atomic
+def memberships_record(*, added: Iterable[tuple[int, int]] = (), removed: Iterable[tuple[int, int]] = ()) -> int:
+    """Users joined or left groups ((user id, group id) pairs): move the revision, so caches and
+    live consumers see it, and record the change by revision, so the past resolves exactly."""
+    revision = revision_bump()
+    for user_id, group_id in removed:
+        _history_close(MembershipRecord.objects.filter(user_id=user_id, group_id=group_id), revision)
+    MembershipRecord.objects.bulk_create(
+        [MembershipRecord(user_id=user_id, group_id=group_id, valid_from=revision) for user_id, group_id in added]
+    )
+    return revision
 
 
 # Layers -------------------------------------------------------------------------------------
@@ -63,6 +99,8 @@ def layer_create(*, ref: str, description: str = "", priority: int = 0, actor: A
     if Layer.objects.filter(level=level, name=name).exists():
         raise InvalidInput("cannot create layer", {"ref": f"layer {ref} already exists"})
     layer = Layer.objects.create(level=level, name=name, description=description, priority=priority)
+    if level == Level.GROUP:  # from the start: before its first version the layer resolves to nothing
+        PriorityRecord.objects.create(layer=layer, priority=priority, valid_from=0)
     audit_record(
         actor=actor, action="layer.create", target=layer.ref, changes={"description": description, "priority": priority}
     )
@@ -80,7 +118,9 @@ def layer_update(*, layer: Layer, description: str, priority: int, actor: Actor)
     layer.description, layer.priority = description, priority
     layer.save(update_fields=["description", "priority"])
     if before["priority"] != priority and layer.level == Level.GROUP:
-        revision_bump()
+        revision = revision_bump()
+        _history_close(PriorityRecord.objects.filter(layer=layer), revision)
+        PriorityRecord.objects.create(layer=layer, priority=priority, valid_from=revision)
     audit_record(
         actor=actor,
         action="layer.update",
@@ -232,14 +272,12 @@ def _append_version(
             f"is {MAX_LAYER_BYTES} (values as compact JSON, secrets as ciphertext): split it, or move keys "
             "to other layers"
         )
-    state = locked_state()
-    state.revision += 1
-    state.save(update_fields=["revision"])
+    revision = _revision_next()
     now = timezone.now()
     version = LayerVersion.objects.create(
         layer=layer,
         number=number,
-        revision=state.revision,
+        revision=revision,
         author=actor.name,
         created_at=now,
         comment=comment,
@@ -255,7 +293,7 @@ def _append_version(
     layer.current_version, layer.current_bytes, layer.updated_at, layer.updated_by = number, total, now, actor.name
     details = {
         "version": version.number,
-        "revision": state.revision,
+        "revision": revision,
         "comment": comment,
         "keys": _audit_changes(changes),
     }
@@ -442,7 +480,10 @@ def key_definition_save(
         "has_default": definition.has_default,
     }
     if before is None or (before["default"], before["has_default"]) != (after["default"], after["has_default"]):
-        revision_bump()
+        revision = revision_bump()
+        _history_close(DefaultRecord.objects.filter(key=key), revision)
+        if definition.has_default:
+            DefaultRecord.objects.create(key=key, default=definition.default, valid_from=revision)
     audit_record(actor=actor, action="keydef.save", target=key, changes={"before": before, "after": after})
     return definition
 
@@ -450,10 +491,12 @@ def key_definition_save(
 # Reveals: reads of plaintext secrets, each audited -------------------------------------------------
 
 
-def config_reveal(*, environment: str, service: str, user: str | None, actor: Actor) -> ResolvedConfig:
+def config_reveal(
+    *, environment: str, service: str, user: str | None, actor: Actor, revision: int | None = None
+) -> ResolvedConfig:
     """selectors.config_resolve with the secrets opened (all but the registry's own security
     configuration, never revealed: SPEC §12), the reveal audited in the same transaction."""
-    revision, resolution = resolution_read(environment, service, user)
+    revision, resolution = resolution_read(environment, service, user, revision=revision)
     context = context_of(environment, service, user)
     values = dict(resolution.values)
     revealed = sorted(resolution.secrets - SECURITY_KEYS)

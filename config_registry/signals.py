@@ -6,17 +6,23 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from .models import ServiceToken
-from .services import revision_bump
+from .models import MembershipRecord, ServiceToken
+from .services import memberships_record, revision_bump
 from .state import broadcaster_reset, locked_state
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
-def membership_changed(sender, action, **kwargs) -> None:
-    # A user joining or leaving a group changes which group layers apply: move the revision so
-    # caches keyed by revision and live consumers see it.
-    if action in ("post_add", "post_remove", "post_clear"):
-        revision_bump()
+def membership_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    # A user joining or leaving a group changes which group layers apply: recorded by revision.
+    if action == "pre_clear":  # the pairs a clear removes are known only before it
+        current = MembershipRecord.objects.current()
+        current = current.filter(group_id=instance.pk) if reverse else current.filter(user_id=instance.pk)
+        instance._cleared_pairs = list(current.values_list("user_id", "group_id"))
+    elif action == "post_clear":
+        memberships_record(removed=getattr(instance, "_cleared_pairs", []))
+    elif action in ("post_add", "post_remove"):
+        pairs = [(instance.pk, pk) if not reverse else (pk, instance.pk) for pk in pk_set or ()]
+        memberships_record(**{"added" if action == "post_add" else "removed": pairs})
 
 
 @receiver(post_save, sender=get_user_model())

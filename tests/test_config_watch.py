@@ -88,3 +88,37 @@ def test_watch__refused__error_frame_then_close_code(registry, make_token, scope
         await socket.disconnect()  # as a client does: the consumer ends before the loop does
 
     asyncio.run(scenario())
+
+
+def test_watch__many_watchers__one_batched_resolution_per_move_no_read_per_socket(
+    registry, make_token, make_user, monkeypatch
+):
+    from config_registry import consumers
+    from config_registry.live import watchers
+
+    raw = make_token("config:read")
+    users = [f"user{i}" for i in range(20)]
+    for name in users:
+        make_user(name)
+    batched, single = [], []
+    resolve_many, resolve_one = watchers.contexts_resolve, consumers.config_resolve
+    monkeypatch.setattr(watchers, "contexts_resolve", lambda *a, **k: batched.append(a) or resolve_many(*a, **k))
+    monkeypatch.setattr(consumers, "config_resolve", lambda **k: single.append(k) or resolve_one(**k))
+
+    async def scenario():
+        sockets = []
+        for name in [*users, None]:
+            socket = _watch(raw, "environment=prod&service=chat" + (f"&user={name}" if name else ""))
+            await socket.connect()
+            assert (await socket.receive_json_from(timeout=5))["values"]["color"] == "grey"
+            sockets.append(socket)
+        single.clear()
+        await publish_next("global", {"color": "blue"})
+        for socket in sockets:
+            assert (await socket.receive_json_from(timeout=5))["values"]["color"] == "blue"
+        assert single == []  # no socket read on its own
+        assert len(batched) == 1 and batched[0][:2] == ("prod", "chat") and set(batched[0][2]) == {*users, None}
+        for socket in sockets:
+            await socket.disconnect()
+
+    asyncio.run(scenario())

@@ -36,6 +36,17 @@ class ResolveQuerySerializer(ContextQuerySerializer):
         help_text="username; omit to resolve down to the service level",
     )
     explain = serializers.BooleanField(default=False, help_text="add provenance per key")
+    revision = serializers.IntegerField(
+        required=False, min_value=1, help_text="resolve as at this past revision (an answer that never changes)"
+    )
+    at = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 time: resolve as at the last revision made at or before it"
+    )
+
+    def validate(self, data):
+        if "revision" in data and "at" in data:
+            raise serializers.ValidationError({"at": "give revision or at, not both"})
+        return data
 
     @classmethod
     def validated(cls, params) -> dict:
@@ -49,6 +60,8 @@ class ResolveQuerySerializer(ContextQuerySerializer):
             and _NAME.match(service)
             and (user is None or _USERNAME.match(user))
             and explain in ("true", "false")
+            and "revision" not in params
+            and "at" not in params
         ):
             return {"environment": environment, "service": service, "user": user, "explain": explain == "true"}
         serializer = cls(data=params)

@@ -69,7 +69,9 @@ class ResolveView(TokenView):
         parameters=[s.ResolveQuerySerializer],
         summary="Resolved configuration for (environment, service, user)",
         description='Secrets are "********" unless the token has secrets:read (each reveal is audited). '
-        "Answers carry a strong ETag; send it as If-None-Match to get 304 until the next change.",
+        "Answers carry a strong ETag; send it as If-None-Match to get 304 until the next change. "
+        "With revision= (or at=, the last revision at or before that time) the answer is what the context "
+        "resolved to then, exactly; it never changes and may be cached for good.",
         responses={
             200: s.ResolveAnswerSerializer,
             304: OpenApiResponse(description="not modified"),
@@ -80,8 +82,9 @@ class ResolveView(TokenView):
         query = s.ResolveQuerySerializer.validated(request.query_params)
         require_context(request.auth, environment=query["environment"], service=query["service"])
         context = {"environment": query["environment"], "service": query["service"], "user": query.get("user")}
+        revision = selectors.revision_at(query["at"]) if "at" in query else query.get("revision")
         if _reveals(request):  # a write: audited, never kept
-            resolved = services.config_reveal(**context, actor=request_actor(request))
+            resolved = services.config_reveal(**context, actor=request_actor(request), revision=revision)
             etag = selectors.resolve_etag(
                 epoch=request.user.position.epoch,
                 revision=resolved.revision,
@@ -91,10 +94,15 @@ class ResolveView(TokenView):
             )
             body = selectors.answer_body(resolved, explain=query["explain"])
         else:
-            etag, body = selectors.resolve_answer(**context, explain=query["explain"], position=request.user.position)
+            etag, body = selectors.resolve_answer(
+                **context, explain=query["explain"], position=request.user.position, revision=revision
+            )
+        headers = {"ETag": etag}
+        if revision is not None:  # what a revision resolved to never changes
+            headers["Cache-Control"] = "private, max-age=31536000, immutable"
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-            return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        return HttpResponse(body, content_type="application/json", headers={"ETag": etag})
+            return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return HttpResponse(body, content_type="application/json", headers=headers)
 
 
 class MeConfigView(APIView):

@@ -20,6 +20,8 @@ from .resolution import (
     contexts_resolve,
     provenance_as_dict,
     resolution_read,
+    revision_at,
+    revision_check,
     sealed_open,
     service_resolution,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "registry_position_known",
     "registry_revision",
     "resolution_read",
+    "revision_at",
+    "revision_check",
     "resolve_answer",
     "resolve_etag",
     "sealed_open",

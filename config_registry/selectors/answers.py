@@ -8,7 +8,14 @@ from django.core.cache import cache
 
 from ..memory import PositionMemo
 from ..state import Position, registry_position
-from .resolution import ResolvedConfig, config_resolve, context_of, shared_cache_key, shared_cache_set
+from .resolution import (
+    ResolvedConfig,
+    config_resolve,
+    context_of,
+    revision_check,
+    shared_cache_key,
+    shared_cache_set,
+)
 
 # Masked answers (ETag, body) at one (epoch, revision), by request: none goes stale.
 ANSWERS: PositionMemo[tuple, tuple[str, bytes]] = PositionMemo("resolve answers", 512, lambda position: position[:2])
@@ -25,22 +32,34 @@ def answer_body(resolved: ResolvedConfig, *, explain: bool) -> bytes:
 
 
 def resolve_answer(
-    *, environment: str, service: str, user: str | None, explain: bool, position: Position | None = None
+    *,
+    environment: str,
+    service: str,
+    user: str | None,
+    explain: bool,
+    position: Position | None = None,
+    revision: int | None = None,
 ) -> tuple[str, bytes]:
-    """(ETag, JSON body) of a masked resolve at `position` (read now if not given). Whatever the
-    number of keys, a warm answer costs a dictionary look-up."""
-    request = (environment, service, user, explain)
+    """(ETag, JSON body) of a masked resolve at `position` (read now if not given), or at a past
+    `revision` (an answer that never changes). Whatever the number of keys, a warm answer costs a
+    dictionary look-up."""
+    request = (environment, service, user, explain, revision)
     position = position or registry_position()
     known = ANSWERS.get(position, request)
     if known is not None:
         return known
     context = context_of(environment, service, user)
-    etag = resolve_etag(epoch=position.epoch, revision=position.revision, context=context, explain=explain)
+    if revision is not None:  # checked before anything is looked up under it
+        revision_check(revision, position)
+    etag = resolve_etag(epoch=position.epoch, revision=revision or position.revision, context=context, explain=explain)
     body = cache.get(shared_cache_key("body", etag))
     if body is None:
-        resolved = config_resolve(environment=environment, service=service, user=user, position=position)
-        position = Position(position.epoch, resolved.revision, position.token_generation)
-        etag = resolve_etag(epoch=position.epoch, revision=position.revision, context=context, explain=explain)
+        resolved = config_resolve(
+            environment=environment, service=service, user=user, position=position, revision=revision
+        )
+        if revision is None:
+            position = Position(position.epoch, resolved.revision, position.token_generation)
+        etag = resolve_etag(epoch=position.epoch, revision=resolved.revision, context=context, explain=explain)
         body = answer_body(resolved, explain=explain)
         shared_cache_set(shared_cache_key("body", etag), body)
     ANSWERS.put(position, request, (etag, body))

@@ -7,17 +7,28 @@ import logging
 import pickle
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
 
 from .. import crypto
 from ..diff import MASK
 from ..exceptions import InvalidInput, NotFound
 from ..memory import PositionMemo
-from ..models import Entry, KeyDefinition, Layer, LayerVersion, Level
+from ..models import (
+    DefaultRecord,
+    Entry,
+    Layer,
+    LayerVersion,
+    Level,
+    MembershipRecord,
+    PriorityRecord,
+    RevisionMark,
+)
 from ..resolver import LayerSnapshot, Provenance, Resolution, compose, layer_restrict, resolve, restrict
 from ..state import Position, registry_position
 from ..validation import NAME_PATTERNS
@@ -106,21 +117,21 @@ def layer_snapshots(layers: Sequence[Layer], numbers: dict[int, int]) -> list[La
     return snapshots
 
 
-def _defaults() -> LayerSnapshot:
-    defaults = KeyDefinition.objects.filter(has_default=True).values_list("key", "default")
-    return LayerSnapshot(DEFAULTS_REF, None, dict(defaults))
+def _defaults(revision: int) -> LayerSnapshot:
+    """The key definitions' defaults as they were at `revision` (recorded by revision)."""
+    return LayerSnapshot(DEFAULTS_REF, None, dict(DefaultRecord.objects.at(revision).values_list("key", "default")))
 
 
 # The part of a context every user shares (defaults → global → environment → service), resolved once
-# per (environment, service) at each registry position.
-SHARED_PARTS: PositionMemo[tuple[str, str], Resolution] = PositionMemo(
-    "shared resolutions", 256, lambda position: (position.epoch, position.revision)
+# per (environment, service, revision): what a revision resolved to never changes.
+SHARED_PARTS: PositionMemo[tuple[str, str, int], Resolution] = PositionMemo(
+    "shared resolutions", 256, lambda position: position.epoch
 )
 
 
 def _shared_part(environment: str, service: str, position: Position) -> Resolution:
-    """Inside consistent_read(), at `position` (read inside it)."""
-    shared = SHARED_PARTS.get(position, (environment, service))
+    """Inside consistent_read(), at `position` (read inside it, or a past revision of it)."""
+    shared = SHARED_PARTS.get(position, (environment, service, position.revision))
     if shared is None:
         found = {
             (layer.level, layer.name): layer
@@ -132,8 +143,8 @@ def _shared_part(environment: str, service: str, position: Position) -> Resoluti
         }
         wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
         layers = [found[key] for key in wanted if key in found]
-        shared = resolve([_defaults(), *_snapshots(layers, position.revision)])
-        SHARED_PARTS.put(position, (environment, service), shared)
+        shared = resolve([_defaults(position.revision), *_snapshots(layers, position.revision)])
+        SHARED_PARTS.put(position, (environment, service, position.revision), shared)
     return shared
 
 
@@ -147,23 +158,26 @@ class Person:
 
 
 def people_overlays(usernames: Collection[str], revision: int) -> dict[str, Person]:
-    """The overlays of many users at `revision`, in five queries whatever their number (accounts,
-    memberships, layers, versions, entries); users that do not exist are absent."""
+    """The overlays of many users at `revision`, in six queries whatever their number (accounts,
+    memberships and group priorities as at `revision`, layers, versions, entries); users that do
+    not exist are absent."""
     rows = get_user_model().objects.filter(username__in=list(usernames)).values_list("pk", "username", "is_active")
     accounts = {pk: (username, active) for pk, username, active in rows}
     if not accounts:
         return {}
     memberships: dict[int, list[str]] = {}
-    through = get_user_model().groups.through
-    for user_id, group in through.objects.filter(user_id__in=list(accounts)).values_list("user_id", "group__name"):
+    held = MembershipRecord.objects.at(revision).filter(user_id__in=list(accounts))
+    for user_id, group in held.values_list("user_id", "group__name"):
         memberships.setdefault(user_id, []).append(group)
     groups = {name for names in memberships.values() for name in names}
     names = [username for username, _ in accounts.values()]
-    layers = list(
-        Layer.objects.filter(Q(level=Level.GROUP, name__in=groups) | Q(level=Level.USER, name__in=names)).order_by(
-            "priority", "name"
-        )
+    layers = list(Layer.objects.filter(Q(level=Level.GROUP, name__in=groups) | Q(level=Level.USER, name__in=names)))
+    priorities = dict(
+        PriorityRecord.objects.at(revision)
+        .filter(layer_id__in=[layer.pk for layer in layers if layer.level == Level.GROUP])
+        .values_list("layer_id", "priority")
     )
+    layers.sort(key=lambda layer: (priorities.get(layer.pk, layer.priority), layer.name))  # as at `revision`
     snapshots = dict(zip([(layer.level, layer.name) for layer in layers], _snapshots(layers, revision), strict=True))
     people = {}
     for user_id, (username, active) in accounts.items():
@@ -178,13 +192,17 @@ def people_overlays(usernames: Collection[str], revision: int) -> dict[str, Pers
     return people
 
 
-def _resolution(environment: str, service: str, user: str | None) -> tuple[int, Resolution]:
-    """The revision and the resolution (secrets still sealed) of one context, read consistently:
-    the shared part (once per revision) composed with the user's overlay."""
+def _resolution(
+    environment: str, service: str, user: str | None, revision: int | None = None
+) -> tuple[int, Resolution]:
+    """The revision and the resolution (secrets still sealed) of one context, read consistently, now
+    or at a past `revision`: the shared part (once per revision) composed with the user's overlay."""
     _check_name("environment", environment)
     _check_name("service", service)
     with consistent_read():
         position = registry_position()
+        if revision is not None:
+            position = Position(position.epoch, revision, position.token_generation)
         shared = _shared_part(environment, service, position)
         if user is None:
             return position.revision, shared
@@ -195,36 +213,80 @@ def _resolution(environment: str, service: str, user: str | None) -> tuple[int, 
 
 
 def contexts_resolve(
-    environment: str, service: str, usernames: Collection[str], prefix: str = ""
-) -> tuple[Position, dict[str, tuple[bool, Resolution]]]:
+    environment: str, service: str, usernames: Collection[str | None], prefix: str = ""
+) -> tuple[Position, dict[str | None, tuple[bool, Resolution]]]:
     """Many users' resolutions (only the keys that start with `prefix`) at one position, with one
     read of the shared part and one batched read of their overlays: what a publish costs a process
     with thousands of connected users. Returns the position and {username: (active, resolution)}
-    for the users that exist."""
+    for the users that exist (None among `usernames`: the service's own, without a user)."""
+    _check_name("environment", environment)
+    _check_name("service", service)
     with consistent_read():
         position = registry_position()
         shared = restrict(_shared_part(environment, service, position), prefix)
-        people = people_overlays(usernames, position.revision)
-    return position, {
+        people = people_overlays([name for name in usernames if name is not None], position.revision)
+    resolved: dict[str | None, tuple[bool, Resolution]] = {
         username: (person.active, compose(shared, [layer_restrict(layer, prefix) for layer in person.overlays]))
         for username, person in people.items()
     }
+    if None in usernames:
+        resolved[None] = (True, shared)
+    return position, resolved
+
+
+def masked(revision: int, context: dict[str, str], resolution: Resolution) -> ResolvedConfig:
+    """A resolution as callers without the reveal right see it: every secret masked."""
+    values = dict(resolution.values)
+    for key in resolution.secrets:
+        values[key] = MASK
+    return ResolvedConfig(revision, context, values, resolution.secrets, resolution.provenance)
+
+
+def revision_check(revision: Any, position: Position) -> int:
+    """`revision` if the registry has been there (SPEC §8), else InvalidInput saying why."""
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
+        raise InvalidInput("invalid revision", {"revision": "must be a whole number ≥ 1 (the first revision is 1)"})
+    if revision > position.revision:
+        raise InvalidInput(
+            "invalid revision",
+            {"revision": f"revision {revision} is in the future: the registry is at revision {position.revision}"},
+        )
+    return revision
+
+
+def revision_at(moment: datetime) -> int:
+    """The last revision made at or before `moment` (an aware datetime), else InvalidInput."""
+    if moment > timezone.now():
+        raise InvalidInput("invalid time", {"at": f"{moment.isoformat()} is in the future"})
+    mark = RevisionMark.objects.filter(at__lte=moment).order_by("-revision").first()
+    if mark is None:
+        raise InvalidInput("invalid time", {"at": f"{moment.isoformat()} is before the registry's first revision"})
+    return mark.revision
 
 
 def resolution_read(
-    environment: str, service: str, user: str | None, max_age: float = 0.0, position: Position | None = None
+    environment: str,
+    service: str,
+    user: str | None,
+    max_age: float = 0.0,
+    position: Position | None = None,
+    revision: int | None = None,
 ) -> tuple[int, Resolution]:
-    """The revision and resolution (secrets sealed) of a context, through the shared cache keyed by
-    (epoch, revision, context): a publish moves the revision, so nothing needs invalidating."""
+    """The revision and resolution (secrets sealed) of a context, now or at a past `revision`,
+    through the shared cache keyed by (epoch, revision, context): a publish moves the revision, and
+    what a revision resolved to never changes, so nothing needs invalidating."""
     _check_name("environment", environment)
     _check_name("service", service)
     if user is not None and not (isinstance(user, str) and NAME_PATTERNS[Level.USER].match(user)):
         raise InvalidInput("invalid context", {"user": f"{user!r} is not a valid username"})
-    epoch, revision, _ = position or registry_position(max_age)
+    position = position or registry_position(max_age)
+    epoch = position.epoch
+    past = revision is not None
+    revision = revision_check(revision, position) if past else position.revision
     cached = cache.get(shared_cache_key("resolution", epoch, revision, environment, service, user))
     if cached is not None:
         return cached
-    revision, resolution = _resolution(environment, service, user)
+    revision, resolution = _resolution(environment, service, user, revision if past else None)
     shared_cache_set(
         shared_cache_key("resolution", epoch, revision, environment, service, user), (revision, resolution)
     )
@@ -245,7 +307,13 @@ def shared_cache_key(kind: str, *parts: Any) -> str:
 
 
 def config_resolve(
-    *, environment: str, service: str, user: str | None, max_age: float = 0.0, position: Position | None = None
+    *,
+    environment: str,
+    service: str,
+    user: str | None,
+    max_age: float = 0.0,
+    position: Position | None = None,
+    revision: int | None = None,
 ) -> ResolvedConfig:
     """Resolve (environment, service, user) at one revision: defaults → global → environment →
     service → the user's groups by priority → user. `user=None` stops at the service level.
@@ -253,15 +321,11 @@ def config_resolve(
     Secrets are masked (services.config_reveal opens them, audited). At `position` if given (or
     later: a newer revision read meanwhile); else `max_age` lets a hot path use the position this
     process saw at most that many seconds ago (see registry_position).
-    Raises NotFound for an unknown user, InvalidInput for bad names.
+    `revision`: what it resolved to at that past revision, exactly (SPEC §8).
+    Raises NotFound for an unknown user, InvalidInput for bad names or a revision never reached.
     """
-    revision, resolution = resolution_read(environment, service, user, max_age, position)
-    values = dict(resolution.values)
-    for key in resolution.secrets:
-        values[key] = MASK
-    return ResolvedConfig(
-        revision, context_of(environment, service, user), values, resolution.secrets, resolution.provenance
-    )
+    revision, resolution = resolution_read(environment, service, user, max_age, position, revision)
+    return masked(revision, context_of(environment, service, user), resolution)
 
 
 def sealed_open(sealed: Sealed) -> Any:
