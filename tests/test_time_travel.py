@@ -28,8 +28,7 @@ def registry(make_layer, make_user):
 
 
 def _at(revision: int, **context) -> dict:
-    resolved = config_resolve(**(context or ALICE), revision=revision)
-    return {key: value for key, value in resolved.values.items()}
+    return config_resolve(**(context or ALICE), revision=revision).values
 
 
 def _publish(ref: str, values: dict, actor) -> None:
@@ -169,8 +168,8 @@ def test_resolve_config__revision_and_at__as_then(registry, actor):
         call_command("resolve_config", "--environment", "prod", "--service", "chat", "--revision", "99999")
     with pytest.raises(CommandError, match="ISO 8601"):
         call_command("resolve_config", "--environment", "prod", "--service", "chat", "--at", "later")
+    tomorrow = (timezone.now() + timedelta(days=1)).isoformat()
     with pytest.raises(CommandError, match="in the future"):
-        tomorrow = (timezone.now() + timedelta(days=1)).isoformat()
         call_command("resolve_config", "--environment", "prod", "--service", "chat", "--at", tomorrow)
 
 
