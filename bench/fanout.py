@@ -2,10 +2,12 @@
 room message to the same connections, in the same run, on one uvicorn process."""
 
 import asyncio
+import functools
 import json
 import secrets
 import statistics
 import time
+import urllib.request
 from pathlib import Path
 
 from bench.chat_idle import open_many
@@ -49,9 +51,9 @@ def _seed(users: int, start: int) -> list[str]:
     groups = list(Group.objects.filter(name__startswith="team").order_by("name"))
     names = [f"fan{i:05}" for i in range(start, start + users)]
     User.objects.bulk_create([User(username=name) for name in names])
-    through = User.groups.through
-    ids = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
-    through.objects.bulk_create([through(user_id=ids[name], group=groups[i % 4]) for i, name in enumerate(names)])
+    users = list(User.objects.filter(username__in=names).order_by("username"))
+    for number, group in enumerate(groups):
+        group.user_set.add(*users[number::4])  # through the ORM: memberships are recorded by revision
     for i, name in enumerate(names):
         version_publish(
             layer=layer_create(ref=f"user:{name}", actor=actor),
@@ -62,13 +64,17 @@ def _seed(users: int, start: int) -> list[str]:
     return names
 
 
-def _publish_welcome(text: str) -> None:
-    from config_registry.audit import Actor
-    from config_registry.models import Layer
-    from config_registry.services import version_publish
-
-    layer = Layer.objects.get(level="service", name="chat")
-    version_publish(layer=layer, base_version=layer.current_version, set_={"chat.welcome": text}, actor=Actor("bench"))
+def _publish_welcome(address: str, token: str, text: str) -> None:
+    """Through the server's API, as an admin's tool would (embedded, only the process that commits
+    hears of it at once: the in-process broadcaster)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    url = f"http://{address}/api/v1/layers/service:chat"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as response:
+        current = json.loads(response.read())["current_version"]
+    body = json.dumps({"base_version": current, "set": {"chat.welcome": text}}).encode()
+    request = urllib.request.Request(f"{url}/versions", data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 201
 
 
 async def _until_all(sockets: list, wanted) -> float:
@@ -83,7 +89,7 @@ async def _until_all(sockets: list, wanted) -> float:
     return time.perf_counter() - started
 
 
-async def _round(sockets: list, number: int, pid: int) -> tuple[float, float, float]:
+async def _round(sockets: list, number: int, pid: int, publish_welcome) -> tuple[float, float, float]:
     """(message seconds, publish seconds, server CPU seconds of the publish)."""
     text = f"round {number}"
     waiting = asyncio.ensure_future(
@@ -96,14 +102,17 @@ async def _round(sockets: list, number: int, pid: int) -> tuple[float, float, fl
     waiting = asyncio.ensure_future(
         _until_all(sockets, lambda frame: frame.get("type") == "config" and frame["values"]["chat.welcome"] == welcome)
     )
-    await asyncio.get_running_loop().run_in_executor(None, _publish_welcome, welcome)
+    await asyncio.get_running_loop().run_in_executor(None, publish_welcome, welcome)
     publish = await waiting
     return message, publish, cpu_seconds(pid) - cpu
 
 
 def bench_fanout(env: dict[str, str], workdir: Path, counts: list[int], rounds: int = 3) -> None:
     from chat.tickets import ticket_issue
+    from config_registry.audit import Actor
+    from config_registry.services import token_create
 
+    token = token_create(name="fanout", scopes=["config:write", "config:read"], actor=Actor("bench"))[1]
     print("\n3. fan-out to distinct connected chat users, one uvicorn process")
     seeded: list[str] = []
     for count in counts:
@@ -117,7 +126,8 @@ def bench_fanout(env: dict[str, str], workdir: Path, counts: list[int], rounds: 
 
             async def measure():
                 sockets = await open_many(urls, 2)
-                results = [await _round(sockets, number, process.pid) for number in range(rounds)]
+                publish = functools.partial(_publish_welcome, address, token)
+                results = [await _round(sockets, number, process.pid, publish) for number in range(rounds)]
                 await asyncio.gather(*(socket.close() for socket in sockets))
                 return results
 

@@ -177,16 +177,16 @@ def people_overlays(usernames: Collection[str], revision: int) -> dict[str, Pers
         .filter(layer_id__in=[layer.pk for layer in layers if layer.level == Level.GROUP])
         .values_list("layer_id", "priority")
     )
-    layers.sort(key=lambda layer: (priorities.get(layer.pk, layer.priority), layer.name))  # as at `revision`
     snapshots = dict(zip([(layer.level, layer.name) for layer in layers], _snapshots(layers, revision), strict=True))
+    group_rank = {  # lowest first, by priority as at `revision`
+        layer.name: (priorities.get(layer.pk, layer.priority), layer.name)
+        for layer in layers
+        if layer.level == Level.GROUP
+    }
     people = {}
     for user_id, (username, active) in accounts.items():
-        member_of = set(memberships.get(user_id, ()))
-        overlays = [
-            snapshots[(Level.GROUP, layer.name)]
-            for layer in layers
-            if layer.level == Level.GROUP and layer.name in member_of
-        ]
+        groups_in = sorted((name for name in memberships.get(user_id, ()) if name in group_rank), key=group_rank.get)
+        overlays = [snapshots[(Level.GROUP, name)] for name in groups_in]
         own = snapshots.get((Level.USER, username))
         people[username] = Person(active, [*overlays, *([own] if own else [])])
     return people
