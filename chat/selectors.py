@@ -41,7 +41,8 @@ def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
     configs: dict[str, dict | None] = dict.fromkeys(usernames)
     for username, (active, resolution) in people.items():
         if active:
-            configs[username] = _remembered(position, username, _chat_values(resolution.values, resolution.secrets))
+            config = {key: value for key, value in resolution.values.items() if key not in resolution.secrets}
+            configs[username] = _remembered(position, username, config)  # (only chat.* keys were resolved)
     return configs
 
 

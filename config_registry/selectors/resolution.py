@@ -171,7 +171,11 @@ def people_overlays(usernames: Collection[str], revision: int) -> dict[str, Pers
         memberships.setdefault(user_id, []).append(group)
     groups = {name for names in memberships.values() for name in names}
     names = [username for username, _ in accounts.values()]
-    layers = list(Layer.objects.filter(Q(level=Level.GROUP, name__in=groups) | Q(level=Level.USER, name__in=names)))
+    layers = list(
+        Layer.objects.filter(Q(level=Level.GROUP, name__in=groups) | Q(level=Level.USER, name__in=names)).only(
+            "level", "name", "priority"
+        )
+    )
     priorities = dict(
         PriorityRecord.objects.at(revision)
         .filter(layer_id__in=[layer.pk for layer in layers if layer.level == Level.GROUP])
