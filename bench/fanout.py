@@ -10,7 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.chat_idle import open_many
 from bench.chat_soak import cpu_seconds, start_server
 
 ROOM = "lobby"
@@ -77,6 +76,27 @@ def _publish_welcome(address: str, token: str, text: str) -> None:
         assert response.status == 201
 
 
+async def _open(address: str, names: list[str], concurrency: int = 50) -> list:
+    """One chat connection per user, each with a ticket issued just before it connects (a ticket
+    lives 60 s: thousands issued up front would expire while the first ones connect)."""
+    import websockets
+
+    from chat.tickets import ticket_issue
+
+    semaphore, sockets = asyncio.Semaphore(concurrency), []
+
+    async def one(name: str) -> None:
+        async with semaphore:
+            url = f"ws://{address}/ws/chat/{ROOM}/?ticket={ticket_issue(username=name).token}"
+            socket = await websockets.connect(url, open_timeout=120, compression=None, max_queue=None)
+            for _ in range(2):  # history, config
+                await asyncio.wait_for(socket.recv(), 120)
+            sockets.append(socket)
+
+    await asyncio.gather(*(one(name) for name in names))
+    return sockets
+
+
 async def _until_all(sockets: list, wanted) -> float:
     """Seconds until every socket has received a frame for which wanted(frame) holds."""
     started = time.perf_counter()
@@ -108,7 +128,6 @@ async def _round(sockets: list, number: int, pid: int, publish_welcome) -> tuple
 
 
 def bench_fanout(env: dict[str, str], workdir: Path, counts: list[int], rounds: int = 3) -> None:
-    from chat.tickets import ticket_issue
     from config_registry.audit import Actor
     from config_registry.services import token_create
 
@@ -120,12 +139,9 @@ def bench_fanout(env: dict[str, str], workdir: Path, counts: list[int], rounds: 
             seeded += _seed(count - len(seeded), len(seeded))
         process, address = start_server(env, workdir / f"fanout-{count}.log")
         try:
-            urls = [
-                f"ws://{address}/ws/chat/{ROOM}/?ticket={ticket_issue(username=name).token}" for name in seeded[:count]
-            ]
 
             async def measure():
-                sockets = await open_many(urls, 2)
+                sockets = await _open(address, seeded[:count])
                 publish = functools.partial(_publish_welcome, address, token)
                 results = [await _round(sockets, number, process.pid, publish) for number in range(rounds)]
                 await asyncio.gather(*(socket.close() for socket in sockets))

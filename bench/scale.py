@@ -160,7 +160,7 @@ def main() -> None:
         if "fanout" in parts:
             from bench.fanout import bench_fanout
 
-            bench_fanout(env, Path(workdir), [int(n) for n in args.users.split(",")])
+            bench_fanout(env, Path(workdir), [int(n) for n in args.users.split(",")], rounds=5)
 
 
 if __name__ == "__main__":
