@@ -80,14 +80,16 @@ async def _open(address: str, names: list[str], concurrency: int = 50) -> list:
     """One chat connection per user, each with a ticket issued just before it connects (a ticket
     lives 60 s: thousands issued up front would expire while the first ones connect)."""
     import websockets
+    from asgiref.sync import sync_to_async
 
     from chat.tickets import ticket_issue
 
     semaphore, sockets = asyncio.Semaphore(concurrency), []
+    issue = sync_to_async(ticket_issue)  # one thread, one database connection, for every task
 
     async def one(name: str) -> None:
         async with semaphore:
-            url = f"ws://{address}/ws/chat/{ROOM}/?ticket={ticket_issue(username=name).token}"
+            url = f"ws://{address}/ws/chat/{ROOM}/?ticket={(await issue(username=name)).token}"
             socket = await websockets.connect(url, open_timeout=120, compression=None, max_queue=None)
             for _ in range(2):  # history, config
                 await asyncio.wait_for(socket.recv(), 120)

@@ -16,8 +16,7 @@ from .exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnavai
 from .live.broadcast import BroadcastUnavailable
 from .live.watchers import WATCHERS
 from .models import Scope, ServiceToken
-from .selectors import ResolvedConfig, TokenRejected, config_resolve, context_of, token_authenticate
-from .selectors.resolution import masked
+from .selectors import ResolvedConfig, TokenRejected, config_resolve, context_of, masked, token_authenticate
 from .services import config_reveal
 
 logger = logging.getLogger(__name__)
