@@ -19,6 +19,7 @@ run on PostgreSQL and Redis.
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -150,6 +151,7 @@ def main() -> None:
     parts = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as workdir:
         env = setup_django(Path(workdir))
+        gc.freeze()  # as project/asgi.py and project/wsgi.py do in the servers, once Django is loaded
         print(f"database: {env['DATABASE_URL'].split('://')[0]}, redis: {'yes' if env.get('REDIS_URL') else 'no'}")
         if "publish" in parts:
             bench_publish(args.publishes)
