@@ -251,3 +251,17 @@ def test_export_then_import__same_format__round_trips_every_version():
     layer = Layer.objects.get(level="global")
     for number, entries in HISTORY.items():
         assert {key: state.value for key, state in version_states(layer, number).items()} == entries
+
+
+def test_entry_rows__content_immutable__closed_only_once(make_layer, actor):
+    from config_registry.models import ImmutableRecord
+
+    layer = make_layer("global", {"a": 1})
+    row = Entry.objects.get(layer=layer, key="a")
+    with pytest.raises(ImmutableRecord):
+        Entry.objects.filter(pk=row.pk).update(value=2)
+    version_publish(layer=layer, base_version=1, set_={"a": 2}, actor=actor)
+    assert Entry.objects.get(pk=row.pk).valid_to == 2
+    with pytest.raises(ImmutableRecord, match="closed already"):
+        Entry.objects.close(entry_ids=[row.pk], at=3)
+    assert Entry.objects.get(pk=row.pk).valid_to == 2  # the first close stands
