@@ -11,8 +11,8 @@ from django.db import DatabaseError
 
 from config_registry.asyncdb import db_call
 from config_registry.exceptions import CacheUnavailable, RegistryUnavailable, SecurityConfigMissing
+from config_registry.live.followers import LoopFollowers
 from config_registry.live.relay import GroupRelay
-from config_registry.state import broadcaster, position_observed
 
 from .history import RoomHistories
 from .selectors import chat_configs
@@ -147,41 +147,12 @@ async def relay_gap(group: str, consumers: list[Member]) -> None:
 RELAY = GroupRelay(relay_deliver, relay_gap)
 
 
-class Followers:
-    """The open chat connections of each event loop, following the registry: one listener per
-    loop on the broadcaster, and every move re-resolves them all (CONFIG_REFRESHES)."""
+class Followers(LoopFollowers):
+    """The open chat connections of each event loop, following the registry: every move re-resolves
+    them all (CONFIG_REFRESHES), beside the relay: room messages keep flowing."""
 
-    def __init__(self):
-        self._members: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set] = weakref.WeakKeyDictionary()
-
-    async def follow(self, consumer: Member) -> None:
-        """Raises live.broadcast.BroadcastUnavailable when the registry's moves cannot be heard."""
-        loop = asyncio.get_running_loop()
-        members = self._members.get(loop)
-        if members is None:
-            members = set()
-            await broadcaster().listen(self._moved)
-            members = self._members.setdefault(loop, members)
-        members.add(consumer)
-
-    def unfollow(self, consumer: Member) -> None:
-        loop = asyncio.get_running_loop()
-        members = self._members.get(loop)
-        if members is None:
-            return
-        members.discard(consumer)
-        if not members:
-            del self._members[loop]
-            broadcaster().unlisten(self._moved)
-
-    def _moved(self, position) -> None:
-        """A commit somewhere (or None: some may have been missed): re-resolve this loop's users
-        and apply their configurations live (beside the relay: room messages keep flowing)."""
-        if position is not None:
-            position_observed(position)
-        members = self._members.get(asyncio.get_running_loop())
-        if members:
-            CONFIG_REFRESHES.request(list(members))
+    def moved(self, members: list[Member]) -> None:
+        CONFIG_REFRESHES.request(members)
 
 
 FOLLOWERS = Followers()

@@ -13,46 +13,22 @@ from django.db import DatabaseError
 from ..asyncdb import db_call
 from ..exceptions import CacheUnavailable, RegistryUnavailable
 from ..selectors import contexts_resolve
-from ..state import broadcaster, position_observed
+from .followers import LoopFollowers
 
 logger = logging.getLogger(__name__)
 
 Watcher = Any  # a config_registry.consumers.ConfigWatchConsumer (which imports this module)
 
 
-class WatchFollowers:
+class WatchFollowers(LoopFollowers):
     def __init__(self):
-        self._members: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set] = weakref.WeakKeyDictionary()
+        super().__init__()
         self._running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
         self._again: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, bool] = weakref.WeakKeyDictionary()
 
-    async def follow(self, watcher: Watcher) -> None:
-        """Raises live.broadcast.BroadcastUnavailable when the registry's moves cannot be heard."""
+    def moved(self, members: list[Watcher]) -> None:
+        """One refresh at a time per loop, and one more after it when moves came meanwhile."""
         loop = asyncio.get_running_loop()
-        members = self._members.get(loop)
-        if members is None:
-            await broadcaster().listen(self._moved)
-            members = self._members.setdefault(loop, set())
-        members.add(watcher)
-
-    def unfollow(self, watcher: Watcher) -> None:
-        loop = asyncio.get_running_loop()
-        members = self._members.get(loop)
-        if members is None:
-            return
-        members.discard(watcher)
-        if not members:
-            del self._members[loop]
-            broadcaster().unlisten(self._moved)
-
-    def _moved(self, position) -> None:
-        """A commit somewhere (or None: some may have been missed). One refresh at a time per
-        loop, and one more after it when moves came meanwhile."""
-        if position is not None:
-            position_observed(position)
-        loop = asyncio.get_running_loop()
-        if not self._members.get(loop):
-            return
         if loop in self._running:
             self._again[loop] = True
         else:
@@ -62,7 +38,7 @@ class WatchFollowers:
         try:
             again = True
             while again:
-                await self._refresh(list(self._members.get(loop, ())))
+                await self._refresh(self.members_of(loop))
                 again = self._again.pop(loop, False)
         finally:
             del self._running[loop]
