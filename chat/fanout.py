@@ -4,7 +4,6 @@ registry moves to a re-resolution of the connected users' configurations, applie
 import asyncio
 import json
 import logging
-import weakref
 from typing import Any
 
 from django.db import DatabaseError
@@ -81,36 +80,6 @@ async def _write(member: Member) -> None:
         member.writer, member.outbox = None, None
 
 
-class ConfigRefreshes:
-    """One configs_refresh() at a time per event loop, and one more after it when publishes came
-    meanwhile (for the connections of the latest of them)."""
-
-    def __init__(self):
-        self._running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
-        self._next: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list] = weakref.WeakKeyDictionary()
-
-    def request(self, consumers: list[Member]) -> None:
-        loop = asyncio.get_running_loop()
-        if loop in self._running:
-            self._next[loop] = consumers
-        else:
-            self._running[loop] = loop.create_task(self._run(loop, consumers))
-
-    async def _run(self, loop, consumers: list[Member] | None) -> None:
-        try:
-            while consumers is not None:
-                try:
-                    await configs_refresh(consumers)
-                except Exception:
-                    logger.exception("chat could not re-resolve its users' configuration")
-                consumers = self._next.pop(loop, None)
-        finally:
-            del self._running[loop]
-
-
-CONFIG_REFRESHES = ConfigRefreshes()
-
-
 async def configs_refresh(consumers: list[Member]) -> None:
     """Re-resolve these connections' configurations (one hop to a database thread for all of
     them) and apply them live."""
@@ -149,10 +118,10 @@ RELAY = GroupRelay(relay_deliver, relay_gap)
 
 class Followers(LoopFollowers):
     """The open chat connections of each event loop, following the registry: every move re-resolves
-    them all (CONFIG_REFRESHES), beside the relay: room messages keep flowing."""
+    them all, beside the relay: room messages keep flowing."""
 
-    def moved(self, members: list[Member]) -> None:
-        CONFIG_REFRESHES.request(members)
+    async def refresh(self, members: list[Member]) -> None:
+        await configs_refresh(members)
 
 
 FOLLOWERS = Followers()

@@ -3,9 +3,7 @@ loop on the broadcaster, and at every move one batched resolution per (environme
 of the loop's watchers (one read of the shared part, one of their overlays), after which each socket
 pushes what changed for it. No per-socket database read, whatever the number of watchers."""
 
-import asyncio
 import logging
-import weakref
 from typing import Any
 
 from django.db import DatabaseError
@@ -21,29 +19,7 @@ Watcher = Any  # a config_registry.consumers.ConfigWatchConsumer (which imports 
 
 
 class WatchFollowers(LoopFollowers):
-    def __init__(self):
-        super().__init__()
-        self._running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
-        self._again: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, bool] = weakref.WeakKeyDictionary()
-
-    def moved(self, members: list[Watcher]) -> None:
-        """One refresh at a time per loop, and one more after it when moves came meanwhile."""
-        loop = asyncio.get_running_loop()
-        if loop in self._running:
-            self._again[loop] = True
-        else:
-            self._running[loop] = loop.create_task(self._run(loop))
-
-    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            again = True
-            while again:
-                await self._refresh(self.members_of(loop))
-                again = self._again.pop(loop, False)
-        finally:
-            del self._running[loop]
-
-    async def _refresh(self, watchers: list[Watcher]) -> None:
+    async def refresh(self, watchers: list[Watcher]) -> None:
         by_context: dict[tuple[str, str], list[Watcher]] = {}
         for watcher in watchers:
             if watcher.context is not None:
