@@ -24,7 +24,7 @@ from config_registry.state import registry_position_known
 from project.infra.consumers import WithoutThreadHop
 
 from .fanout import FOLLOWERS, HISTORIES, RELAY, UNAVAILABLE, configs_refresh, writer_start
-from .selectors import room_history
+from .selectors import ChatConfig, room_history
 from .services import message_post
 from .sessions import may_chat, session_open
 from .tickets import TicketInvalid
@@ -108,7 +108,7 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
             logger.warning("chat connect refused with 1013: %s", error)
             return await self.refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry shortly")
         await self.send(text_data=frame)
-        await self.send_json({"type": "config", "values": session.config})
+        await self.send(text_data=session.config.frame)
         self.opened = True
         writer_start(self)  # for messages that reached the room while this connection was joining
         # From here on publishes apply live (not before: the history and config frames come first).
@@ -210,15 +210,15 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
                 "your message was saved but could not be delivered live; others will see it in the history",
             )
 
-    async def config_apply(self, config: dict) -> None:
+    async def config_apply(self, config: ChatConfig) -> None:
         """This user's configuration after a publish: applied live, or the end of the connection."""
-        if self.user is None or config == self.config:
+        if self.user is None or config is self.config or config == self.config:
             return
         self.config = config
         refusal = may_chat(config, self.room)
         if refusal:
             return await self.refuse(CLOSE_FORBIDDEN, "forbidden", refusal)
-        await self.send_json({"type": "config", "values": config})
+        await self.send(text_data=config.frame)
 
     async def _error(self, code: str, message: str):
         await self.send_json({"type": "error", "code": code, "message": message})

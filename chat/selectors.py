@@ -19,11 +19,11 @@ CHAT_SERVICE = "chat"
 CONFIG_MAX_AGE_SECONDS = 1.0  # see chat.tickets.KEYS_MAX_AGE_SECONDS
 
 # Users' chat configurations at one position; and one shared object per distinct configuration.
-CHAT_CONFIGS: PositionMemo[str, dict] = PositionMemo("chat configurations", 10_000)
-EQUAL_CONFIGS: PositionMemo[str, dict] = PositionMemo("equal chat configurations", 10_000, lambda position: ())
+CHAT_CONFIGS: PositionMemo[str, "ChatConfig"] = PositionMemo("chat configurations", 10_000)
+EQUAL_CONFIGS: PositionMemo[str, "ChatConfig"] = PositionMemo("equal chat configurations", 10_000, lambda position: ())
 
 
-def chat_config(username: str, position: Position) -> dict:
+def chat_config(username: str, position: Position) -> "ChatConfig":
     """The user's non-secret `chat.*` values, resolved for this deployment's environment at
     `position` (or later). Equal configurations are one shared object (read-only): thousands of
     connections hold one each."""
@@ -33,12 +33,12 @@ def chat_config(username: str, position: Position) -> dict:
     return _remembered(position, username, _chat_values(resolved.values, resolved.secrets))
 
 
-def chat_configs(usernames: set[str]) -> dict[str, dict | None]:
+def chat_configs(usernames: set[str]) -> dict[str, "ChatConfig | None"]:
     """chat_config() of each user, now: one read of the shared part and one batched read of their
     overlays for all of them (a publish's fan-out); None for a user who is no longer active (or no
     longer exists)."""
     position, people = contexts_resolve(settings.REGISTRY_ENVIRONMENT, CHAT_SERVICE, usernames, prefix="chat.")
-    configs: dict[str, dict | None] = dict.fromkeys(usernames)
+    configs: dict[str, ChatConfig | None] = dict.fromkeys(usernames)
     for username, (active, resolution) in people.items():
         if active:
             config = {key: value for key, value in resolution.values.items() if key not in resolution.secrets}
@@ -50,17 +50,28 @@ def _chat_values(values: dict, secrets: frozenset[str]) -> dict:
     return {key: value for key, value in values.items() if key.startswith("chat.") and key not in secrets}
 
 
-def _remembered(position: Position, username: str, config: dict) -> dict:
+class ChatConfig(dict):
+    """A user's chat configuration (read-only: one object for every connection with equal values)
+    with its `config` frame, encoded once for all of them."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, values: dict, fingerprint: str):
+        super().__init__(values)
+        self.frame = f'{{"type":"config","values":{fingerprint}}}'
+
+
+def _remembered(position: Position, username: str, config: dict) -> ChatConfig:
     fingerprint = canonical_json(config)
     shared = EQUAL_CONFIGS.get((), fingerprint)
     if shared is None:
-        EQUAL_CONFIGS.put((), fingerprint, config)
-        shared = config
+        shared = ChatConfig(config, fingerprint)
+        EQUAL_CONFIGS.put((), fingerprint, shared)
     CHAT_CONFIGS.put(position, username, shared)
     return shared
 
 
-def chat_config_known(username: str, position: Position) -> dict | None:
+def chat_config_known(username: str, position: Position) -> "ChatConfig | None":
     """chat_config() of `username` at `position` if this process has it in memory (no I/O)."""
     return CHAT_CONFIGS.get(position, username)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from config_registry.asyncdb import db_call
 from config_registry.state import Position, registry_position, registry_position_known
 
-from .selectors import CONFIG_MAX_AGE_SECONDS, chat_config, chat_config_known, room_history
+from .selectors import CONFIG_MAX_AGE_SECONDS, ChatConfig, chat_config, chat_config_known, room_history
 from .tickets import (
     KEYS_MAX_AGE_SECONDS,
     ChatUser,
@@ -22,7 +22,7 @@ from .tickets import (
 @dataclass(frozen=True)
 class ChatSession:
     user: ChatUser
-    config: dict
+    config: ChatConfig
     history: list[dict] | None  # None: not read (opened from memory)
     refusal: str | None  # why this user may not chat in this room, if they may not
     position: Position  # the registry position it was made at (at most this old)

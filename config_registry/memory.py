@@ -18,7 +18,13 @@ from django.dispatch import receiver
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-_memos: "weakref.WeakSet[PositionMemo]" = weakref.WeakSet()
+_memos: weakref.WeakSet = weakref.WeakSet()  # everything memos_clear() forgets
+
+
+def forgotten_by_memos_clear(memory):
+    """Register another kind of process memory (anything with clear()) with memos_clear()."""
+    _memos.add(memory)
+    return memory
 
 
 def whole_position(position) -> Hashable:

@@ -329,7 +329,12 @@ class MembershipRecord(models.Model):
     objects = HistoryQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["user", "valid_from"], name="membership_user_from")]
+        indexes = [
+            models.Index(fields=["user", "valid_from"], name="membership_user_from"),
+            # What changed between two revisions (selectors.people: overlays carried to a later revision).
+            models.Index(fields=["valid_from"], name="membership_from"),
+            models.Index(fields=["valid_to"], name="membership_to"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "group"], condition=models.Q(valid_to__isnull=True), name="membership_one_current"

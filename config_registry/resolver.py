@@ -71,8 +71,10 @@ def compose(shared: Resolution, overlays: Sequence[LayerSnapshot]) -> Resolution
     values = dict(shared.values)
     secrets = set(shared.secrets)
     provenance = dict(shared.provenance)
+    added = False
     for layer in overlays:
         for key, value in layer.entries.items():
+            added = added or key not in values
             values[key] = value
             if key in layer.secrets:
                 secrets.add(key)
@@ -81,6 +83,8 @@ def compose(shared: Resolution, overlays: Sequence[LayerSnapshot]) -> Resolution
             below = provenance.get(key)
             overrides = (Origin(below.layer, below.version), *below.overrides) if below else ()
             provenance[key] = Provenance(layer.ref, layer.version, overrides)
+    if not added:  # the shared part's keys, in its (sorted) order
+        return Resolution(values=values, secrets=frozenset(secrets), provenance=provenance)
     ordered = sorted(values)
     return Resolution(
         values={key: values[key] for key in ordered},

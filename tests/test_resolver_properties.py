@@ -97,6 +97,7 @@ def test_compose__shared_part_then_overlays__equals_resolving_all_at_once(layers
     composed, whole = compose(resolve(shared), overlays), resolve(layers)
     assert composed.values == whole.values
     assert list(composed.values) == list(whole.values)  # the same order too (answers are byte-equal)
+    assert list(composed.provenance) == list(whole.provenance)
     assert composed.secrets == whole.secrets
     assert composed.provenance == whole.provenance
 

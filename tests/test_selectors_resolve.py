@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 
 from config_registry.exceptions import InvalidInput, NotFound
 from config_registry.selectors import config_resolve, registry_revision
-from config_registry.selectors.resolution import _snapshots
+from config_registry.selectors.snapshots import snapshots_at
 from config_registry.services import config_reveal, key_definition_save, layer_update, version_publish
 
 
@@ -96,8 +96,8 @@ def test_config_resolve__no_layers_for_context__empty_but_valid(db):
 def test_snapshot__at_an_earlier_revision__excludes_later_versions(stack, actor):
     revision = registry_revision()
     version_publish(layer=stack["global"], base_version=1, set_={"color": "green"}, actor=actor)
-    old = {s.ref: s for s in _snapshots([stack["global"]], revision)}
-    new = {s.ref: s for s in _snapshots([stack["global"]], registry_revision())}
+    old = {s.ref: s for s in snapshots_at([stack["global"]], revision)}
+    new = {s.ref: s for s in snapshots_at([stack["global"]], registry_revision())}
     assert (old["global"].version, old["global"].entries["color"]) == (1, "grey")
     assert (new["global"].version, new["global"].entries["color"]) == (2, "green")
 

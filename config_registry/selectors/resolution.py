@@ -5,49 +5,30 @@ opening them for a caller is a write (services.config_reveal, audited)."""
 import hashlib
 import logging
 import pickle
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import crypto
 from ..diff import MASK
 from ..exceptions import InvalidInput, NotFound
 from ..memory import PositionMemo
-from ..models import (
-    DefaultRecord,
-    Entry,
-    Layer,
-    LayerVersion,
-    Level,
-    MembershipRecord,
-    PriorityRecord,
-    RevisionMark,
-)
+from ..models import Layer, Level, RevisionMark
 from ..resolver import LayerSnapshot, Provenance, Resolution, compose, layer_restrict, resolve, restrict
 from ..state import Position, registry_position
 from ..validation import NAME_PATTERNS
+from .people import CARRIED, people_overlays
 from .position import consistent_read
+from .snapshots import Sealed, defaults_at, snapshots_at
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS_REF = "default"  # provenance of a value that comes from a key definition's default
-
 CACHE_SECONDS = 3600  # entries are keyed by revision, so expiry only bounds memory
-
-
-@dataclass(frozen=True)
-class Sealed:
-    """A secret as the resolver sees it: opaque, opened only if it wins and may be revealed."""
-
-    place: crypto.Place
-    version: int
-    ciphertext: str
 
 
 @dataclass(frozen=True)
@@ -82,46 +63,6 @@ def _check_name(label: str, value: Any) -> str:
     return value
 
 
-def _snapshots(layers: Sequence[Layer], revision: int) -> list[LayerSnapshot]:
-    """Each layer's entries as of `revision`, in the order given (lowest first): one query for the
-    version numbers, one for the entries valid at them."""
-    at_revision = LayerVersion.objects.filter(layer=OuterRef("pk"), revision__lte=revision).order_by("-number")
-    numbers = {
-        pk: number
-        for pk, number in Layer.objects.filter(pk__in=[layer.pk for layer in layers])
-        .annotate(number=Subquery(at_revision.values("number")[:1]))
-        .values_list("pk", "number")
-        if number
-    }
-    return layer_snapshots(layers, numbers)
-
-
-def layer_snapshots(layers: Sequence[Layer], numbers: dict[int, int]) -> list[LayerSnapshot]:
-    """Snapshots of `layers`, each at its version in `numbers` ({layer id: number}; absent: empty),
-    read in one query."""
-    rows = Entry.objects.at_each(numbers).values_list("layer_id", "valid_from", "key", "value", "ciphertext", "secret")
-    by_layer: dict[int, tuple[dict[str, Any], set[str]]] = {}
-    for layer_id, written_in, key, value, ciphertext, secret in rows:
-        entries, secrets = by_layer.setdefault(layer_id, ({}, set()))
-        entries[key] = value
-        if secret:
-            secrets.add(key)
-            entries[key] = (written_in, ciphertext)
-    snapshots = []
-    for layer in layers:
-        entries, secrets = by_layer.get(layer.pk, ({}, set()))
-        for key in secrets:
-            written_in, ciphertext = entries[key]
-            entries[key] = Sealed(crypto.Place(layer.ref, key), written_in, ciphertext)
-        snapshots.append(LayerSnapshot(layer.ref, numbers.get(layer.pk), entries, frozenset(secrets)))
-    return snapshots
-
-
-def _defaults(revision: int) -> LayerSnapshot:
-    """The key definitions' defaults as they were at `revision` (recorded by revision)."""
-    return LayerSnapshot(DEFAULTS_REF, None, dict(DefaultRecord.objects.at(revision).values_list("key", "default")))
-
-
 # The part of a context every user shares (defaults → global → environment → service), resolved once
 # per (environment, service, revision): what a revision resolved to never changes.
 SHARED_PARTS: PositionMemo[tuple[str, str, int], Resolution] = PositionMemo(
@@ -143,57 +84,9 @@ def _shared_part(environment: str, service: str, position: Position) -> Resoluti
         }
         wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
         layers = [found[key] for key in wanted if key in found]
-        shared = resolve([_defaults(position.revision), *_snapshots(layers, position.revision)])
+        shared = resolve([defaults_at(position.revision), *snapshots_at(layers, position.revision)])
         SHARED_PARTS.put(position, (environment, service, position.revision), shared)
     return shared
-
-
-@dataclass(frozen=True)
-class Person:
-    """What resolution knows of a user: whether the account is active, and their overlay (their
-    groups' layers by priority, then their own layer) at one revision."""
-
-    active: bool
-    overlays: list[LayerSnapshot]
-
-
-def people_overlays(usernames: Collection[str], revision: int) -> dict[str, Person]:
-    """The overlays of many users at `revision`, in six queries whatever their number (accounts,
-    memberships and group priorities as at `revision`, layers, versions, entries); users that do
-    not exist are absent."""
-    rows = get_user_model().objects.filter(username__in=list(usernames)).values_list("pk", "username", "is_active")
-    accounts = {pk: (username, active) for pk, username, active in rows}
-    if not accounts:
-        return {}
-    memberships: dict[int, list[str]] = {}
-    held = MembershipRecord.objects.at(revision).filter(user_id__in=list(accounts))
-    for user_id, group in held.values_list("user_id", "group__name"):
-        memberships.setdefault(user_id, []).append(group)
-    groups = {name for names in memberships.values() for name in names}
-    names = [username for username, _ in accounts.values()]
-    layers = list(
-        Layer.objects.filter(Q(level=Level.GROUP, name__in=groups) | Q(level=Level.USER, name__in=names)).only(
-            "level", "name", "priority"
-        )
-    )
-    priorities = dict(
-        PriorityRecord.objects.at(revision)
-        .filter(layer_id__in=[layer.pk for layer in layers if layer.level == Level.GROUP])
-        .values_list("layer_id", "priority")
-    )
-    snapshots = dict(zip([(layer.level, layer.name) for layer in layers], _snapshots(layers, revision), strict=True))
-    group_rank = {  # lowest first, by priority as at `revision`
-        layer.name: (priorities.get(layer.pk, layer.priority), layer.name)
-        for layer in layers
-        if layer.level == Level.GROUP
-    }
-    people = {}
-    for user_id, (username, active) in accounts.items():
-        groups_in = sorted((name for name in memberships.get(user_id, ()) if name in group_rank), key=group_rank.get)
-        overlays = [snapshots[(Level.GROUP, name)] for name in groups_in]
-        own = snapshots.get((Level.USER, username))
-        people[username] = Person(active, [*overlays, *([own] if own else [])])
-    return people
 
 
 def _resolution(
@@ -228,9 +121,17 @@ def contexts_resolve(
     with consistent_read():
         position = registry_position()
         shared = restrict(_shared_part(environment, service, position), prefix)
-        people = people_overlays([name for name in usernames if name is not None], position.revision)
+        people = CARRIED.people([name for name in usernames if name is not None], position)
+    restricted: dict[int, LayerSnapshot] = {}  # a group's layer is in many overlays: restricted once
+
+    def layer_of(layer: LayerSnapshot) -> LayerSnapshot:
+        found = restricted.get(id(layer))
+        if found is None:
+            found = restricted[id(layer)] = layer_restrict(layer, prefix)
+        return found
+
     resolved: dict[str | None, tuple[bool, Resolution]] = {
-        username: (person.active, compose(shared, [layer_restrict(layer, prefix) for layer in person.overlays]))
+        username: (person.active, compose(shared, [layer_of(layer) for layer in person.overlays]))
         for username, person in people.items()
     }
     if None in usernames:
