@@ -33,8 +33,8 @@ run: $(VENV)/.runtime-installed
 	$(MAKE) --no-print-directory serve
 
 serve: $(VENV)/.runtime-installed
-	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --ws wsproto --ws-max-size 65536 \
-	  --lifespan off --timeout-graceful-shutdown 5
+	$(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --http h11 --ws wsproto \
+	  --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5
 
 # Production layout on one host (README, "Deployment"): gunicorn (threaded workers, project/gunicorn.conf.py)
 # serves HTTP (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.

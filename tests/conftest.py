@@ -238,6 +238,7 @@ def asgi_server(transactional_db) -> Iterator[str]:
             application,
             lifespan="off",
             log_level="warning",
+            http="h11",  # as `make serve`: httptools refuses Vault's LIST method before Django sees it
             ws="wsproto",
             ws_max_size=65536,
             timeout_graceful_shutdown=5,

@@ -64,6 +64,10 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         raw = token_from_header(header)
         if raw is None:
             raise exceptions.AuthenticationFailed("use 'Authorization: Bearer <service token>'")
+        return self.principal(raw)
+
+    def principal(self, raw: str) -> tuple[ServicePrincipal, ServiceToken]:
+        """The request's principal for the raw token (every protocol's one token check)."""
         # One position read serves the whole request: the token check here, the resolve later.
         position = registry_position()
         try:
