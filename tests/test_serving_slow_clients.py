@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -86,3 +87,13 @@ def test_gunicorn__slow_clients_hold_connections__others_are_still_served(gunico
             client.close()
     log = gunicorn_log.read_text()
     assert "Traceback" not in log and "dropped a client that sent nothing" in log
+
+
+def test_gunicorn__vaults_list_method__reaches_django(gunicorn):
+    # httptools (uvicorn's default parser) would refuse the method with a bare 400 before Django.
+    request = urllib.request.Request(f"http://127.0.0.1:{gunicorn}/v1/layers/metadata/", method="LIST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+    assert refused.value.headers["Content-Type"] == "application/json"
+    assert refused.value.read() == b'{"errors": ["permission denied"]}'
