@@ -6,7 +6,7 @@ Views, the admin and management commands all call these; none writes models dire
 
 import json
 import secrets as token_secrets
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,7 @@ from .models import (
     Scope,
     ServiceToken,
 )
+from .resolver import LayerSnapshot
 from .selectors.resolution import ResolvedConfig, context_label, context_of, resolution_read, sealed_open
 from .selectors.versions import version_states
 from .state import locked_state
@@ -530,6 +531,27 @@ def version_reveal(*, layer: Layer, number: int, actor: Actor) -> tuple[dict[str
     return {
         key: MASK if key in SECURITY_KEYS and state.secret else state.value for key, state in states.items()
     }, secrets
+
+
+def layers_reveal(*, layers: Sequence[LayerSnapshot], actor: Actor) -> list[dict[str, Any]]:
+    """The entries of resolver snapshots (selectors.shared_layers) with their secrets opened (but the
+    registry's own, masked), one audit event per layer whose secrets were opened."""
+    opened = []
+    with transaction.atomic():
+        for layer in layers:
+            entries = dict(layer.entries)
+            revealed = sorted(layer.secrets - SECURITY_KEYS)
+            for key in layer.secrets:
+                entries[key] = MASK if key in SECURITY_KEYS else sealed_open(entries[key])
+            if revealed:
+                audit_record(
+                    actor=actor,
+                    action="secret.reveal",
+                    target=layer.ref,
+                    changes={"keys": revealed, "version": layer.version},
+                )
+            opened.append(entries)
+    return opened
 
 
 def secret_reveal(*, layer: Layer, key: str, actor: Actor) -> Any:

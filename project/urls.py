@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/chat/ticket", TicketView.as_view(), name="api-chat-ticket"),
     path("api/v1/", include("config_registry.api.urls")),
     path("v1/", include("config_registry.protocols.vault")),  # Vault KV v2 (SPEC §9.1)
+    path("spring/", include("config_registry.protocols.spring")),  # Spring Cloud Config (SPEC §9.2)
     path("chat/", chat_page, name="chat"),
     path(
         "accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"

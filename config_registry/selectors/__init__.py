@@ -25,6 +25,7 @@ from .resolution import (
     revision_check,
     sealed_open,
     service_resolution,
+    shared_layers,
 )
 from .tokens import TOKENS, TokenRejected, token_authenticate
 from .versions import layer_get, layer_reach, version_diff, version_entries, version_get, version_states
@@ -57,6 +58,7 @@ __all__ = [
     "resolve_etag",
     "sealed_open",
     "service_resolution",
+    "shared_layers",
     "token_authenticate",
     "version_diff",
     "version_entries",

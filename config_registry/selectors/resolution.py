@@ -74,19 +74,34 @@ def _shared_part(environment: str, service: str, position: Position) -> Resoluti
     """Inside consistent_read(), at `position` (read inside it, or a past revision of it)."""
     shared = SHARED_PARTS.get(position, (environment, service, position.revision))
     if shared is None:
-        found = {
-            (layer.level, layer.name): layer
-            for layer in Layer.objects.filter(
-                Q(level=Level.GLOBAL)
-                | Q(level=Level.ENVIRONMENT, name=environment)
-                | Q(level=Level.SERVICE, name=service)
-            )
-        }
-        wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
-        layers = [found[key] for key in wanted if key in found]
-        shared = resolve([defaults_at(position.revision), *snapshots_at(layers, position.revision)])
+        shared = resolve(_shared_snapshots(environment, service, position.revision))
         SHARED_PARTS.put(position, (environment, service, position.revision), shared)
     return shared
+
+
+def _shared_snapshots(environment: str, service: str, revision: int) -> list[LayerSnapshot]:
+    """Defaults, global, environment and service layers at `revision`, lowest first."""
+    found = {
+        (layer.level, layer.name): layer
+        for layer in Layer.objects.filter(
+            Q(level=Level.GLOBAL) | Q(level=Level.ENVIRONMENT, name=environment) | Q(level=Level.SERVICE, name=service)
+        )
+    }
+    wanted = [(Level.GLOBAL, ""), (Level.ENVIRONMENT, environment), (Level.SERVICE, service)]
+    layers = [found[key] for key in wanted if key in found]
+    return [defaults_at(revision), *snapshots_at(layers, revision)]
+
+
+def shared_layers(environment: str, service: str, revision: int | None = None) -> tuple[int, list[LayerSnapshot]]:
+    """The revision and the layers of a service's own view (defaults, global, environment, service;
+    lowest first; secrets sealed) as they were at `revision` (default: now), read consistently: for
+    protocols that show each layer (Spring's property sources)."""
+    _check_name("environment", environment)
+    _check_name("service", service)
+    with consistent_read():
+        position = registry_position()
+        revision = position.revision if revision is None else revision_check(revision, position)
+        return revision, _shared_snapshots(environment, service, revision)
 
 
 def _resolution(
