@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("config_registry.api.urls")),
     path("v1/", include("config_registry.protocols.vault")),  # Vault KV v2 (SPEC §9.1)
     path("spring/", include("config_registry.protocols.spring")),  # Spring Cloud Config (SPEC §9.2)
+    path("ofrep/v1/", include("config_registry.protocols.ofrep")),  # OpenFeature remote evaluation (SPEC §9.3)
     path("chat/", chat_page, name="chat"),
     path(
         "accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
