@@ -105,7 +105,10 @@ def serving(command: list[str], env: dict[str, str], log: Path):
         process.wait(timeout=30)
 
 
-def wrk(url: str, token: str, seconds: int, connections: int, log: Path) -> dict[str, float]:
+def wrk(
+    url: str, token: str, seconds: int, connections: int, log: Path, headers: tuple[str, ...] = (), script: str = ""
+) -> dict[str, float]:
+    """wrk's rate and latency for `url` (GET with the bearer token and `headers`; `script`: a wrk Lua file)."""
     output = subprocess.run(
         [
             "wrk",
@@ -117,6 +120,8 @@ def wrk(url: str, token: str, seconds: int, connections: int, log: Path) -> dict
             "10s",
             "-H",
             f"Authorization: Bearer {token}",
+            *(argument for header in headers for argument in ("-H", header)),
+            *(("-s", script) if script else ()),
             url,
         ],
         capture_output=True,

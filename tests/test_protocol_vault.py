@@ -204,3 +204,21 @@ def test_vault__list_verb_and_throttle_through_djangos_test_client(registry, mak
     throttled = answers[-1]
     assert throttled.status_code == 429 and throttled["Content-Type"] == "application/json"
     assert throttled["Retry-After"].isdigit() and "retry in" in throttled.json()["errors"][0]
+
+
+def test_vault__a_view_without_secrets__the_same_answer_until_a_publish(make_layer, asgi_server, make_token, actor):
+    from config_registry.selectors import layer_get
+    from config_registry.services import version_publish
+
+    make_layer("global", {"log.level": "info"})
+    make_layer("service:chat", {"chat.max": 3})
+    client = _client(asgi_server, make_token("config:read"))
+    first, again = (_read(client, path="production/chat", mount_point="config") for _ in range(2))
+    assert first["data"] == again["data"] and first["request_id"] != again["request_id"]
+    assert first["data"]["data"] == {"chat.max": 3, "log.level": "info"}
+    envelope = {"request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth"}
+    assert set(first) == envelope
+    version_publish(layer=layer_get("service:chat"), base_version=1, set_={"chat.max": 4}, actor=actor)
+    later = _read(client, path="production/chat", mount_point="config")
+    assert later["data"]["data"]["chat.max"] == 4
+    assert later["data"]["metadata"]["version"] > first["data"]["metadata"]["version"]

@@ -20,11 +20,14 @@ from .. import selectors
 from ..api.authentication import ServicePrincipal, ServiceTokenAuthentication
 from ..api.permissions import context_refusal
 from ..exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnavailable
+from ..memory import PositionMemo
 from ..models import Level, Scope
 from ..selectors import ResolvedConfig
 from ..validation import parse_layer_ref
 
 TARGETED_LEVELS = {Level.GROUP, Level.USER}
+# Bulk answers (ETag, body) by (revision, context): what a revision resolved to never changes.
+BULK_ANSWERS: PositionMemo[tuple, tuple[str, bytes]] = PositionMemo("ofrep bulk answers", 512, lambda p: p.epoch)
 
 
 class OfrepError(Exception):
@@ -82,7 +85,7 @@ class OfrepView(APIView):
         refusal = context_refusal(token, environment=environment, service=service)
         if refusal:
             raise OfrepError(403, "GENERAL", refusal)
-        return selectors.config_resolve(
+        return selectors.config_view(
             environment=environment, service=service, user=user or None, position=request.user.position
         )
 
@@ -153,12 +156,19 @@ class FlagView(OfrepView):
 class BulkView(OfrepView):
     def post(self, request):
         resolved = self.evaluate(request)
-        identity = ("ofrep", request.user.position.epoch, resolved.revision, resolved.context)
-        etag = '"' + hashlib.sha256(repr(identity).encode()).hexdigest()[:32] + '"'
+        position = request.user.position
+        request_key = (resolved.revision, tuple(resolved.context.items()))
+        known = BULK_ANSWERS.get(position, request_key)
+        if known is None:
+            identity = ("ofrep", position.epoch, *request_key)
+            etag = '"' + hashlib.sha256(repr(identity).encode()).hexdigest()[:32] + '"'
+            flags = [_flag(resolved, key) for key in resolved.values if key not in resolved.secrets]
+            known = (etag, json.dumps({"flags": flags}).encode())
+            BULK_ANSWERS.put(position, request_key, known)
+        etag, body = known
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return HttpResponse(status=304, headers={"ETag": etag})
-        flags = [_flag(resolved, key) for key in resolved.values if key not in resolved.secrets]
-        return JsonResponse({"flags": flags}, headers={"ETag": etag})
+        return HttpResponse(body, content_type="application/json", headers={"ETag": etag})
 
 
 urlpatterns = [

@@ -30,12 +30,15 @@ from ..exceptions import (
     RegistryUnavailable,
     VersionConflict,
 )
+from ..memory import PositionMemo
 from ..models import Layer, Level, Scope
 
 VERSION = "1.0.0+config-registry"
 IMMUTABLE = "history is immutable in Config Registry: publish a new version or roll back"
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 WRITE_ATTEMPTS = 3  # a write without cas that meets a concurrent one is based on the newer version
+# Views without secrets, encoded, by (environment, service, user, revision): a revision's view never changes.
+VIEWS: PositionMemo[tuple, str] = PositionMemo("vault views", 512, lambda position: position.epoch)
 LEVEL_OF_SEGMENT = {
     "environment": Level.ENVIRONMENT,
     "service": Level.SERVICE,
@@ -63,6 +66,15 @@ def vault_answer(data: Any, status: int = 200) -> JsonResponse:
         "auth": None,
     }
     return JsonResponse(body, status=status)
+
+
+def vault_answer_encoded(data: str) -> HttpResponse:
+    """vault_answer() around `data` already encoded as JSON (a kept view: no encoding per request)."""
+    body = (
+        f'{{"request_id": "{uuid.uuid4()}", "lease_id": "", "renewable": false, "lease_duration": 0, '
+        f'"data": {data}, "wrap_info": null, "warnings": null, "auth": null}}'
+    )
+    return HttpResponse(body, content_type="application/json")
 
 
 def vault_errors(status: int, messages: list[str], headers: dict | None = None) -> JsonResponse:
@@ -328,21 +340,18 @@ class ConfigDataView(VaultView):
                 raise VaultError(400, "version must be a whole number (a revision of the registry)")
             revision = int(raw)
         context = {"environment": environment, "service": service, "user": user}
-        resolved = selectors.config_resolve(**context, position=request.user.position, revision=revision)
-        if resolved.secrets:
-            if not self.reveals():
-                raise VaultError(
-                    403, "permission denied: this configuration holds secrets, which need the scope 'secrets:read'"
-                )
-            resolved = services.config_reveal(**context, actor=request_actor(request), revision=resolved.revision)
-        metadata = {
-            "version": resolved.revision,
-            "created_time": "",
-            "deletion_time": "",
-            "destroyed": False,
-            "custom_metadata": None,
-        }
-        return vault_answer({"data": resolved.values, "metadata": metadata})
+        resolved = selectors.config_view(**context, position=request.user.position, revision=revision)
+        if not resolved.secrets:
+            view = (environment, service, user, resolved.revision)
+            data = VIEWS.get(request.user.position, view)
+            if data is None:
+                data = json.dumps(_view_data(resolved))
+                VIEWS.put(request.user.position, view, data)
+            return vault_answer_encoded(data)
+        if not self.reveals():
+            raise VaultError(403, "permission denied: this view holds secrets: reading it needs 'secrets:read'")
+        resolved = services.config_reveal(**context, actor=request_actor(request), revision=resolved.revision)
+        return vault_answer(_view_data(resolved))
 
     def post(self, request, path):
         raise VaultError(
@@ -350,6 +359,11 @@ class ConfigDataView(VaultView):
         )
 
     put = patch = delete = post
+
+
+def _view_data(resolved) -> dict:
+    metadata = {"version": resolved.revision, "created_time": "", "deletion_time": "", "destroyed": False}
+    return {"data": resolved.values, "metadata": {**metadata, "custom_metadata": None}}
 
 
 class ConfigMetadataView(VaultView):

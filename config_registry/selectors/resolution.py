@@ -92,16 +92,27 @@ def _shared_snapshots(environment: str, service: str, revision: int) -> list[Lay
     return [defaults_at(revision), *snapshots_at(layers, revision)]
 
 
-def shared_layers(environment: str, service: str, revision: int | None = None) -> tuple[int, list[LayerSnapshot]]:
+# The layers of a service's own view at one revision, by (environment, service, revision).
+SHARED_LAYERS: PositionMemo[tuple[str, str, int], list[LayerSnapshot]] = PositionMemo(
+    "shared layers", 256, lambda position: position.epoch
+)
+
+
+def shared_layers(
+    environment: str, service: str, position: Position, revision: int | None = None
+) -> tuple[int, list[LayerSnapshot]]:
     """The revision and the layers of a service's own view (defaults, global, environment, service;
-    lowest first; secrets sealed) as they were at `revision` (default: now), read consistently: for
-    protocols that show each layer (Spring's property sources)."""
+    lowest first; secrets sealed) at `position`, or as they were at a past `revision`, read
+    consistently and kept: for protocols that show each layer (Spring's property sources)."""
     _check_name("environment", environment)
     _check_name("service", service)
-    with consistent_read():
-        position = registry_position()
-        revision = position.revision if revision is None else revision_check(revision, position)
-        return revision, _shared_snapshots(environment, service, revision)
+    revision = position.revision if revision is None else revision_check(revision, position)
+    layers = SHARED_LAYERS.get(position, (environment, service, revision))
+    if layers is None:
+        with consistent_read():
+            layers = _shared_snapshots(environment, service, revision)
+        SHARED_LAYERS.put(position, (environment, service, revision), layers)
+    return revision, layers
 
 
 def _resolution(
@@ -246,6 +257,26 @@ def config_resolve(
     """
     revision, resolution = resolution_read(environment, service, user, max_age, position, revision)
     return masked(revision, context_of(environment, service, user), resolution)
+
+
+# Masked resolutions by (environment, service, user, revision) at one (epoch, revision): what the
+# drop-in protocols read on every request (the resolve endpoint keeps its bytes: answers.ANSWERS).
+RESOLVED: PositionMemo[tuple, ResolvedConfig] = PositionMemo("masked resolutions", 512, lambda position: position[:2])
+
+
+def config_view(
+    *, environment: str, service: str, user: str | None, position: Position, revision: int | None = None
+) -> ResolvedConfig:
+    """config_resolve() at `position` (or a past `revision`), kept in this process: warm, a look-up."""
+    request = (environment, service, user, revision)
+    known = RESOLVED.get(position, request)
+    if known is None:
+        context = {"environment": environment, "service": service, "user": user}
+        known = config_resolve(**context, position=position, revision=revision)
+        if revision is None:  # read at a later revision than `position`: kept under the one it was read at
+            position = Position(position.epoch, known.revision, position.token_generation)
+        RESOLVED.put(position, request, known)
+    return known
 
 
 def sealed_open(sealed: Sealed) -> Any:
