@@ -47,6 +47,15 @@ def require_layer(token: ServiceToken, ref: str) -> None:
         )
 
 
+def may_reach_layer(token: ServiceToken, ref: str) -> bool:
+    """require_layer() as a question: listings show only the layers the token reaches."""
+    try:
+        require_layer(token, ref)
+    except exceptions.PermissionDenied:
+        return False
+    return True
+
+
 class HasTokenScope(permissions.BasePermission):
     """A service token holding the scope the view names for the method (view.required_scopes)."""
 

@@ -14,7 +14,7 @@ from ..models import AuditEvent, Layer, Scope
 from ..selectors import layer_get
 from . import serializers as s
 from .authentication import ServiceTokenAuthentication, request_actor
-from .permissions import HasTokenScope, IsEndUser, require_context, require_layer
+from .permissions import HasTokenScope, IsEndUser, may_reach_layer, require_context, require_layer
 
 ERRORS = {
     code: OpenApiResponse(s.ErrorSerializer, description=text)
@@ -134,7 +134,7 @@ class LayerListView(TokenView):
     )
     def get(self, request):
         token = request.auth
-        layers = [layer for layer in Layer.objects.all() if _visible(token, layer)]
+        layers = [layer for layer in Layer.objects.all() if may_reach_layer(token, layer.ref)]
         return Response(s.LayerSummarySerializer(layers, many=True).data)
 
     @extend_schema(
@@ -150,16 +150,6 @@ class LayerListView(TokenView):
             ref=data["ref"], description=data["description"], priority=data["priority"], actor=request_actor(request)
         )
         return Response(_layer_detail(layer, {}, []), status=status.HTTP_201_CREATED)
-
-
-def _visible(token, layer: Layer) -> bool:
-    from rest_framework.exceptions import PermissionDenied
-
-    try:
-        require_layer(token, layer.ref)
-    except PermissionDenied:
-        return False
-    return True
 
 
 def _layer_detail(layer: Layer, entries: dict, secrets: list) -> dict:

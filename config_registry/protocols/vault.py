@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..api.authentication import ServicePrincipal, ServiceTokenAuthentication, request_actor
-from ..api.permissions import context_refusal, require_layer
+from ..api.permissions import context_refusal, may_reach_layer, require_layer
 from ..exceptions import (
     CacheUnavailable,
     InvalidInput,
@@ -113,12 +113,14 @@ class VaultView(APIView):
         super().initial(request, *args, **kwargs)
         if not isinstance(request.user, ServicePrincipal):
             raise VaultError(403, "permission denied")
-        listing = request.method == "LIST" or request.query_params.get("list") in ("true", "1")
-        writes = request.method in ("POST", "PUT", "PATCH", "DELETE") and not listing
+        writes = request.method in ("POST", "PUT", "PATCH", "DELETE") and not self.listing()
         scope = self.write_scope if writes else self.read_scope
         if scope and scope not in request.auth.scopes:
             raise VaultError(403, f"permission denied: token {request.auth.name!r} lacks the scope '{scope}'")
-        request.listing = listing
+
+    def listing(self) -> bool:
+        """LIST, or GET with ?list=true (how clients without custom verbs list)."""
+        return self.request.method == "LIST" or self.request.query_params.get("list") in ("true", "1")
 
     def handle_exception(self, exc):
         return vault_exception(exc)
@@ -260,7 +262,7 @@ def _version_metadata(version) -> dict:
 
 class LayerMetadataView(VaultView):
     def get(self, request, path=""):
-        if request.listing:
+        if self.listing():
             return self.list(request, path)
         ref = layer_ref(path)
         require_layer(request.auth, ref)
@@ -287,16 +289,15 @@ class LayerMetadataView(VaultView):
 
     def list(self, request, path=""):
         parts = [part for part in path.split("/") if part]
-        visible = [layer for layer in Layer.objects.order_by("level", "name") if _may_see(request.auth, layer)]
+        layers = Layer.objects.order_by("level", "name")
+        visible = [layer for layer in layers if may_reach_layer(request.auth, layer.ref)]
         if not parts:
             keys = sorted({"global" if layer.level == Level.GLOBAL else f"{layer.level}/" for layer in visible})
         elif len(parts) == 1 and parts[0] in LEVEL_OF_SEGMENT:
             keys = [layer.name for layer in visible if layer.level == LEVEL_OF_SEGMENT[parts[0]]]
         else:
             keys = []
-        if not keys:
-            raise VaultError(404)
-        return vault_answer({"keys": keys})
+        return _listing(keys)
 
     def post(self, request, path=""):
         raise VaultError(400, f"metadata cannot be written: {IMMUTABLE}")
@@ -304,12 +305,10 @@ class LayerMetadataView(VaultView):
     put = patch = delete = post
 
 
-def _may_see(token, layer: Layer) -> bool:
-    try:
-        require_layer(token, layer.ref)
-    except exceptions.PermissionDenied:
-        return False
-    return True
+def _listing(keys: list[str]) -> JsonResponse:
+    if not keys:  # Vault's answer to a LIST of nothing
+        raise VaultError(404)
+    return vault_answer({"keys": keys})
 
 
 class ImmutableView(VaultView):
@@ -368,7 +367,7 @@ def _view_data(resolved) -> dict:
 
 class ConfigMetadataView(VaultView):
     def get(self, request, path=""):
-        if not request.listing:
+        if not self.listing():
             raise VaultError(404)
         return self.list(request, path)
 
@@ -385,9 +384,7 @@ class ConfigMetadataView(VaultView):
             ]
         else:
             keys = []
-        if not keys:
-            raise VaultError(404)
-        return vault_answer({"keys": keys})
+        return _listing(keys)
 
     def post(self, request, path=""):
         raise VaultError(405, "the config mount is read-only: write to the layers mount (layers/data/…)")
