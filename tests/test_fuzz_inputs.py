@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from channels.layers import channel_layers
 from channels.testing.websocket import WebsocketCommunicator
 from django.contrib.auth.models import User
 from hypothesis import HealthCheck, given, settings
@@ -152,6 +153,7 @@ def test_fuzz__generated_chat_frames__each_answered_never_closed(chat_room):
                 assert json.loads(output["text"])["type"] in ("message", "error")
             await socket.disconnect()
 
+        channel_layers.backends.clear()  # each example runs on an event loop of its own: new layers for it (conftest)
         asyncio.run(scenario())
 
     conversation()
