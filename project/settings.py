@@ -274,7 +274,10 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Config Registry API",
     "DESCRIPTION": "Resolved per-user configuration and versioned, encrypted layers. "
-    "Authenticate with 'Authorization: Bearer <service token>'.",
+    "Authenticate with `Authorization: Bearer <service token>`.\n\n"
+    "The drop-in protocols have documents of their own: [Vault KV v2](/api/v1/docs/vault), "
+    "[Spring Cloud Config](/api/v1/docs/spring), [OpenFeature OFREP](/api/v1/docs/ofrep).",
+    "PREPROCESSING_HOOKS": ["config_registry.protocols.openapi.api_paths_only"],
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

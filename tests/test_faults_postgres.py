@@ -51,6 +51,8 @@ def test_postgres_cut_and_restored__503_and_1013_then_recovery(
     assert status == 503 and "database" in body["problems"]
     status, body = get_json(resolve, token)
     assert (status, body["error"]) == (503, "unavailable") and "retry" in body["message"]
+    status, body = get_json(f"http://{address}/v1/sys/health")  # Vault's health: sealed while the database is away
+    assert (status, body["sealed"]) == (503, True)
     assert asyncio.run(chat_outcome(address, tickets[0])) == ("error", 1013)
 
     database_proxy.restore()

@@ -109,3 +109,26 @@ def test_ofrep__raw_errors__always_key_code_details(registry, asgi_server, make_
     answers = [_post(asgi_server, path, body, {"X-API-Key": token}) for _ in range(3)]
     status, headers, raw = answers[-1]
     assert status == 429 and headers["Retry-After"].isdigit() and json.loads(raw)["errorCode"] == "GENERAL"
+
+
+def test_ofrep__bulk__a_publish_changes_the_etag__any_accept_answered_in_json(registry, asgi_server, make_token, actor):
+    from config_registry.selectors import layer_get
+    from config_registry.services import version_publish
+
+    headers = {"Authorization": f"Bearer {make_token('config:read')}", "Accept": "text/html"}
+    body = {"context": {"environment": "production", "service": "chat"}}
+    status, answer_headers, raw = _post(asgi_server, "/ofrep/v1/evaluate/flags", body, headers)
+    assert status == 200 and answer_headers["Content-Type"] == "application/json"
+    etag = answer_headers["ETag"]
+    version_publish(layer=layer_get("service:chat"), base_version=1, set_={"chat.welcome": "hello"}, actor=actor)
+    status, answer_headers, raw = _post(
+        asgi_server, "/ofrep/v1/evaluate/flags", body, {**headers, "If-None-Match": etag}
+    )
+    flags = {flag["key"]: flag["value"] for flag in json.loads(raw)["flags"]}
+    assert status == 200 and flags["chat.welcome"] == "hello" and answer_headers["ETag"] != etag
+    alice = {"context": {**body["context"], "targetingKey": "alice"}}
+    status, alice_headers, _ = _post(asgi_server, "/ofrep/v1/evaluate/flags", alice, headers)
+    assert status == 200 and alice_headers["ETag"] != answer_headers["ETag"]  # an ETag is per context
+    nobody = {"context": {**body["context"], "targetingKey": "nobody"}}
+    status, _, raw = _post(asgi_server, "/ofrep/v1/evaluate/flags", nobody, headers)
+    assert status == 400 and json.loads(raw)["errorCode"] == "INVALID_CONTEXT"

@@ -222,3 +222,61 @@ def test_vault__a_view_without_secrets__the_same_answer_until_a_publish(make_lay
     later = _read(client, path="production/chat", mount_point="config")
     assert later["data"]["data"]["chat.max"] == 4
     assert later["data"]["metadata"]["version"] > first["data"]["metadata"]["version"]
+
+
+def test_vault__put_writes_like_post__through_the_native_rules(registry, asgi_server, make_token):
+    from config_registry.selectors import registry_position
+
+    token = make_token("config:read", "config:write", "secrets:read")
+    before = registry_position().revision
+    body = {"data": {"log.level": "error"}, "options": {"cas": 1}}
+    status, headers, raw = _raw(asgi_server, "/v1/layers/data/environment/production/", token, "PUT", body)
+    answer = json.loads(raw)
+    assert status == 200 and headers["Content-Type"] == "application/json" and answer["data"]["version"] == 2
+    assert registry_position().revision == before + 1  # a publish like any other: the registry moves once
+    audit = AuditEvent.objects.filter(action="version.publish", target="environment:production").latest("id")
+    assert "error" not in json.dumps(audit.changes)  # stored as a secret: its value is not in the audit
+    status, _, raw = _raw(asgi_server, "/v1/layers/data/environment/production", token, "PUT", body)
+    assert status == 400 and "check-and-set" in json.loads(raw)["errors"][0]
+    assert registry_position().revision == before + 1
+
+
+def test_vault__group_layers__written_when_the_group_exists(registry, asgi_server, make_token):
+    from django.contrib.auth.models import Group
+
+    client = _client(asgi_server, make_token("config:read", "config:write", "secrets:read"))
+    with pytest.raises(vault.InvalidRequest, match="no group named"):
+        _write(client, path="group/beta", secret={"feature.x": True}, mount_point="layers")
+    Group.objects.create(name="beta")
+    assert _write(client, path="group/beta", secret={"feature.x": True}, mount_point="layers")["data"]["version"] == 1
+    assert _read(client, path="group/beta", mount_point="layers")["data"]["data"] == {"feature.x": True}
+    listed = _raw(asgi_server, "/v1/layers/metadata/group?list=1", make_token("config:read"))
+    assert (listed[0], json.loads(listed[2])["data"]["keys"]) == (200, ["beta"])
+
+
+def test_vault__any_accept_header__answered_in_vaults_json(registry, asgi_server, make_token):
+    request = urllib.request.Request(
+        f"http://{asgi_server}/v1/layers/data/environment/staging",
+        headers={"X-Vault-Token": make_token("config:read"), "Accept": "text/html"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "application/json"
+        assert json.loads(response.read())["data"]["data"] == {"log.level": "debug"}
+
+
+def test_vault__health__database_unreachable__503_sealed(client, monkeypatch):
+    from django.db import DatabaseError
+
+    from config_registry.protocols import vault as vault_protocol
+
+    class BrokenCursor:
+        def __enter__(self):
+            raise DatabaseError("could not connect to server")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(vault_protocol.connection, "cursor", lambda: BrokenCursor())
+    response = client.get("/v1/sys/health")
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert response.json()["sealed"] is True and response.json()["initialized"] is True

@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ..protocols.openapi import schema_urls
 from . import views
 from .errors import json_not_found
 
@@ -20,5 +21,6 @@ urlpatterns = [
     path("audit", views.AuditListView.as_view(), name="api-audit"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *schema_urls(),  # the drop-in protocols' own documents (SPEC §9)
     re_path(r"^.*$", json_not_found),
 ]

@@ -24,6 +24,7 @@ from ..memory import PositionMemo
 from ..models import Level, Scope
 from ..selectors import ResolvedConfig
 from ..validation import parse_layer_ref
+from .negotiation import ProtocolForm
 
 TARGETED_LEVELS = {Level.GROUP, Level.USER}
 # Bulk answers (ETag, body) by (revision, context): what a revision resolved to never changes.
@@ -56,9 +57,9 @@ class OfrepTokenAuthentication(ServiceTokenAuthentication):
 
 
 class OfrepView(APIView):
+    content_negotiation_class = ProtocolForm
     authentication_classes = [OfrepTokenAuthentication]
     permission_classes: list = []
-    schema = None  # OFREP's own API, not /api/v1/'s
 
     def flag_key(self) -> str:
         return ""

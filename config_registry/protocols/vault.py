@@ -32,6 +32,7 @@ from ..exceptions import (
 )
 from ..memory import PositionMemo
 from ..models import Layer, Level, Scope
+from .negotiation import ProtocolForm
 
 VERSION = "1.0.0+config-registry"
 IMMUTABLE = "history is immutable in Config Registry: publish a new version or roll back"
@@ -102,9 +103,9 @@ class VaultView(APIView):
     """A Vault endpoint: token from X-Vault-Token, errors in Vault's shape. `read_scope` and
     `write_scope` name what GET/LIST and POST/PUT need."""
 
+    content_negotiation_class = ProtocolForm
     authentication_classes = [VaultTokenAuthentication]
     permission_classes: list = []
-    schema = None  # Vault's own API, not /api/v1/'s: kept out of its OpenAPI schema
     http_method_names = ["get", "post", "put", "delete", "list", "head", "patch"]
     read_scope = Scope.CONFIG_READ
     write_scope = Scope.CONFIG_WRITE
