@@ -130,6 +130,21 @@ def make_token(db, actor) -> Callable[..., str]:
 
 
 @pytest.fixture
+def database_cursor_fails(monkeypatch):
+    """Every cursor of the default connection fails as an unreachable server's would (health probes)."""
+    from django.db import DatabaseError, connection
+
+    class BrokenCursor:
+        def __enter__(self):
+            raise DatabaseError("could not connect to server")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(connection, "cursor", lambda: BrokenCursor())
+
+
+@pytest.fixture
 def api():
     """DRF's test client; call api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}") to authenticate."""
     from rest_framework.test import APIClient

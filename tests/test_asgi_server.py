@@ -28,19 +28,7 @@ def test_asgi_server__health_probes__alive_and_ready(asgi_server):
     assert (status, json.loads(body)) == (200, {"status": "ready"})
 
 
-def test_readyz__database_unreachable__503_naming_it(client, monkeypatch):
-    from django.db import DatabaseError
-
-    from config_registry import health
-
-    class BrokenCursor:
-        def __enter__(self):
-            raise DatabaseError("could not connect to server")
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(health.connection, "cursor", lambda: BrokenCursor())
+def test_readyz__database_unreachable__503_naming_it(client, database_cursor_fails):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["problems"] == {"database": "unreachable: could not connect to server"}

@@ -264,19 +264,7 @@ def test_vault__any_accept_header__answered_in_vaults_json(registry, asgi_server
         assert json.loads(response.read())["data"]["data"] == {"log.level": "debug"}
 
 
-def test_vault__health__database_unreachable__503_sealed(client, monkeypatch):
-    from django.db import DatabaseError
-
-    from config_registry.protocols import vault as vault_protocol
-
-    class BrokenCursor:
-        def __enter__(self):
-            raise DatabaseError("could not connect to server")
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(vault_protocol.connection, "cursor", lambda: BrokenCursor())
+def test_vault__health__database_unreachable__503_sealed(client, database_cursor_fails):
     response = client.get("/v1/sys/health")
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert response.json()["sealed"] is True and response.json()["initialized"] is True
