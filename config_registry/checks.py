@@ -11,8 +11,9 @@ from django.core import checks
 from .crypto import KeyRingInvalid, key_ring
 
 SETTINGS_MODULE = Path("project") / "settings.py"
-# Not part of the running product: tests and benchmarks set up their own processes.
-SKIPPED_DIRS = {"tests", "bench", "node_modules", "var", "__pycache__"}
+# Not part of the running product: tests and benchmarks set up their own processes; clients/ are other
+# programs' libraries (the CLI takes its token from a variable its user names).
+SKIPPED_DIRS = {"tests", "bench", "clients", "node_modules", "var", "__pycache__"}
 READERS = {"environ", "environb", "getenv", "getenvb"}
 
 

@@ -136,7 +136,8 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
                 return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "the registry is unavailable; retry")
             logger.warning("config watch could not re-resolve %s; will retry at the next revision", self.context)
             return
-        await self.send_json({"type": "config", "revision": resolved.revision, "values": resolved.values})
+        frame = {"type": "config", "revision": resolved.revision, "values": resolved.values}
+        await self.send_json({**frame, "secrets": sorted(resolved.secrets)})
 
     async def _refuse(self, code: int, error: str, message: str):
         await self.send_json({"type": "error", "code": error, "message": message})

@@ -237,37 +237,70 @@ def server_processes(transactional_db, settings, tmp_path):
     servers.stop_all()
 
 
+class UvicornThread:
+    """The real ASGI application under uvicorn in a thread, on a port of its own that survives a restart."""
+
+    def __init__(self):
+        self.port = 0
+        self._server = self._thread = self._sock = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "UvicornThread":
+        import uvicorn
+
+        from project.asgi import application
+
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the same port again after a stop
+        self._sock.bind(("127.0.0.1", self.port))  # 0 the first time: the kernel picks a free port
+        self._sock.listen(128)  # connections queue until uvicorn accepts
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                application,
+                lifespan="off",
+                log_level="warning",
+                http="h11",  # as `make serve`: httptools refuses Vault's LIST method before Django sees it
+                ws="wsproto",
+                ws_max_size=65536,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._sock.close()
+        alive, self._thread = self._thread.is_alive(), None
+        assert not alive, "uvicorn did not stop"
+
+
 @pytest.fixture
 def asgi_server(transactional_db) -> Iterator[str]:
-    """The real ASGI application under uvicorn on a free port; yields its base URL, then stops it."""
-    import uvicorn
-
-    from project.asgi import application
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; connections queue until uvicorn accepts
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application,
-            lifespan="off",
-            log_level="warning",
-            http="h11",  # as `make serve`: httptools refuses Vault's LIST method before Django sees it
-            ws="wsproto",
-            ws_max_size=65536,
-            timeout_graceful_shutdown=5,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
+    """The real ASGI application under uvicorn on a free port; yields its address, then stops it."""
+    server = UvicornThread().start()
     try:
-        yield f"127.0.0.1:{port}"
+        yield server.address
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
+        server.stop()
+
+
+@pytest.fixture
+def restartable_server(transactional_db) -> Iterator[UvicornThread]:
+    """As asgi_server, but the test may stop() and start() it again on the same port."""
+    server = UvicornThread().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 CHROMIUM = "/usr/bin/chromium"

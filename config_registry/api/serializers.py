@@ -142,6 +142,9 @@ class ResolveAnswerSerializer(serializers.Serializer):
     revision = serializers.IntegerField()
     context = serializers.DictField(child=serializers.CharField())
     values = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    secrets = serializers.ListField(
+        child=serializers.CharField(), help_text="the keys whose values are secrets (revealed or not)"
+    )
     provenance = serializers.DictField(child=ProvenanceSerializer(), required=False)
 
 

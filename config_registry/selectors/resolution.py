@@ -41,7 +41,12 @@ class ResolvedConfig:
 
     def as_dict(self, *, explain: bool = False) -> dict[str, Any]:
         """The wire form shared by the API and resolve_config."""
-        answer: dict[str, Any] = {"revision": self.revision, "context": self.context, "values": self.values}
+        answer: dict[str, Any] = {
+            "revision": self.revision,
+            "context": self.context,
+            "values": self.values,
+            "secrets": sorted(self.secrets),  # which to keep encrypted (clients' last-known-good files)
+        }
         if explain:
             answer["provenance"] = {key: provenance_as_dict(p) for key, p in self.provenance.items()}
         return answer
