@@ -388,6 +388,28 @@ def version_publish(
 
 
 @transaction.atomic
+def env_import(
+    *,
+    ref: str,
+    entries: Mapping[str, Any],
+    secrets: Collection[str],
+    actor: Actor,
+    base_version: int | None = None,
+    comment: str = "",
+) -> LayerVersion:
+    """A .env file's entries (envfile.env_plan) as one new version of `ref`, the layer's other keys kept:
+    a publish like any other (schemas, audit, revision; VersionConflict if the layer moved past
+    `base_version`, by default the version it is at). A missing layer is created first, in the same
+    transaction, so a refused import leaves nothing behind."""
+    level, name = parse_layer_ref(ref)
+    layer = Layer.objects.filter(level=level, name=name).first() or layer_create(ref=ref, actor=actor)
+    base = layer.current_version if base_version is None else base_version
+    return version_publish(
+        layer=layer, base_version=base, set_=dict(entries), secrets=list(secrets), actor=actor, comment=comment
+    )
+
+
+@transaction.atomic
 def version_rollback(
     *, layer: Layer, to_version: int, base_version: int, actor: Actor, comment: str = ""
 ) -> LayerVersion:

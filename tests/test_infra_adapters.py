@@ -192,3 +192,38 @@ def test_redis_socket__says_when_a_subscription_has_bytes_waiting(redis_url):
     finally:
         pubsub.close()
         client.close()
+
+
+# project.infra.dotenv_bindings: python-dotenv's undocumented parse_stream, checked against its public
+# dotenv_values on every construct import_env relies on.
+DOTENV_CONSTRUCTS = """\
+# a comment
+export EXPORTED=1
+PLAIN=value # trailing comment
+SINGLE='single quoted'
+DOUBLE="double \\"escaped\\""
+MULTI="line one
+line two"
+EMPTY=
+BARE
+DUPLICATE=first
+DUPLICATE=second
+not a binding
+SPACED = spaced value
+"""
+
+
+def test_dotenv_bindings__agree_with_dotenv_values_and_report_lines():
+    import io
+
+    from dotenv import dotenv_values
+
+    from project.infra.dotenv_bindings import env_bindings
+
+    bindings = list(env_bindings(DOTENV_CONSTRUCTS))
+    last = {binding.name: binding.value for binding in bindings if binding.name is not None}
+    assert last == dotenv_values(stream=io.StringIO(DOTENV_CONSTRUCTS), interpolate=False)
+    assert [b.line for b in bindings if b.name == "DUPLICATE"] == [10, 11]
+    assert [b.line for b in bindings if b.name is None] == [12]  # what python-dotenv skips
+    quoted = {binding.name for binding in bindings if binding.quoted}
+    assert quoted == {"SINGLE", "DOUBLE", "MULTI"}

@@ -29,9 +29,20 @@ from .resolution import (
     shared_layers,
 )
 from .tokens import TOKENS, TokenRejected, token_authenticate
-from .versions import layer_get, layer_reach, version_diff, version_entries, version_get, version_states
+from .versions import (
+    env_import_diff,
+    known_keys,
+    layer_get,
+    layer_reach,
+    version_diff,
+    version_entries,
+    version_get,
+    version_states,
+)
 
 __all__ = [
+    "env_import_diff",
+    "known_keys",
     "ANSWERS",
     "TOKENS",
     "Position",

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from .. import crypto
 from ..diff import MASK, Change, EntryState, entries_diff
 from ..exceptions import NotFound
-from ..models import Entry, Layer, LayerVersion, Level
+from ..models import Entry, KeyDefinition, Layer, LayerVersion, Level
 from ..validation import parse_layer_ref
 
 
@@ -74,3 +74,20 @@ def version_entries(layer: Layer, number: int) -> tuple[dict, list[str]]:
 def version_diff(*, layer: Layer, from_number: int, to_number: int) -> list[Change]:
     """Changes from one version to another (0 = empty). Show them with Change.public()."""
     return entries_diff(version_states(layer, from_number), version_states(layer, to_number))
+
+
+def env_import_diff(layer: Layer | None, entries: dict, secrets: Collection[str]) -> list[Change]:
+    """What importing `entries` into `layer` (None: not created yet) would change; the layer's other
+    keys stay. Compared with the secrets' plaintext, so an unchanged secret is not listed; callers show
+    each change's public() form only."""
+    before = version_states(layer, layer.current_version) if layer is not None else {}
+    after = dict(before)
+    for key, value in entries.items():
+        after[key] = EntryState(value, key in secrets or (key in before and before[key].secret))
+    return entries_diff(before, after)
+
+
+def known_keys() -> set[str]:
+    """Every key a layer holds now or a key definition names: what import_env maps variables back to."""
+    held = Entry.objects.filter(valid_to__isnull=True).values_list("key", flat=True).distinct()
+    return set(held) | set(KeyDefinition.objects.values_list("key", flat=True))
