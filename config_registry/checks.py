@@ -1,113 +1,40 @@
 """System checks: one reader of the environment, and a usable encryption key ring."""
 
-import ast
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core import checks
 
 from .crypto import KeyRingInvalid, key_ring
+from .envscan import EnvRead, scan
 
 SETTINGS_MODULE = Path("project") / "settings.py"
 # Not part of the running product: tests and benchmarks set up their own processes; clients/ are other
 # programs' libraries (the CLI takes its token from a variable its user names).
-SKIPPED_DIRS = {"tests", "bench", "clients", "node_modules", "var", "__pycache__"}
-READERS = {"environ", "environb", "getenv", "getenvb"}
-
-
-@dataclass(frozen=True)
-class EnvironmentRead:
-    path: Path
-    line: int
-    code: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.code}"
-
-
-def _python_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).parts
-        if any(part.startswith(".") or part in SKIPPED_DIRS for part in parts[:-1]):
-            continue
-        if path.relative_to(root) != SETTINGS_MODULE:
-            yield path
-
-
+SKIPPED_DIRS = {"tests", "bench", "clients", "var"}
 # Django's convention for naming the settings module: allowed in the entry points alone, exactly so.
 ENTRY_POINTS = {Path("manage.py"), Path("project") / "asgi.py", Path("project") / "wsgi.py"}
 
 
-def _settings_module_default(node: ast.AST) -> ast.AST | None:
-    """The `os.environ` of `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "<literal>")`, else None."""
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "setdefault"
-        and isinstance(node.func.value, ast.Attribute)
-        and node.func.value.attr == "environ"
-        and isinstance(node.func.value.value, ast.Name)
-        and node.func.value.value.id == "os"
-        and len(node.args) == 2
-        and not node.keywords
-        and all(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args)
-        and node.args[0].value == "DJANGO_SETTINGS_MODULE"
-    ):
-        return node.func.value
-    return None
+def find_environment_reads(root: Path) -> list[EnvRead]:
+    """Every place under `root`, other than project/settings.py, that reads the environment (envscan)."""
+    return [
+        read
+        for read in scan(root, SKIPPED_DIRS)
+        if read.path != SETTINGS_MODULE and not (read.settings_module_default and read.path in ENTRY_POINTS)
+    ]
 
 
-def _reads_in(tree: ast.AST, *, entry_point: bool = False) -> Iterator[tuple[int, str]]:
-    os_aliases = {"os", "posix"}
-    allowed = {id(found) for node in ast.walk(tree) if entry_point and (found := _settings_module_default(node))}
-    for node in ast.walk(tree):
-        if id(node) in allowed:
-            continue
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name in ("os", "posix") and alias.asname:
-                    os_aliases.add(alias.asname)
-                if alias.name == "environ":
-                    yield node.lineno, "import environ (django-environ)"
-        elif isinstance(node, ast.ImportFrom):
-            if node.module in ("os", "posix"):
-                for alias in node.names:
-                    if alias.name in READERS:
-                        yield node.lineno, f"from {node.module} import {alias.name}"
-            elif node.module and node.module.split(".")[0] == "environ":
-                yield node.lineno, f"from {node.module} import … (django-environ)"
-        elif (
-            isinstance(node, ast.Attribute)
-            and node.attr in READERS
-            and isinstance(node.value, ast.Name)
-            and node.value.id in os_aliases
-        ):
-            yield node.lineno, f"{node.value.id}.{node.attr}"
-
-
-def find_environment_reads(root: Path) -> list[EnvironmentRead]:
-    """Every place under `root`, other than project/settings.py, that reads the environment."""
-    found = []
-    for path in _python_files(root):
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        except (SyntaxError, UnicodeDecodeError):
-            continue  # Django reports broken modules itself when it imports them
-        relative = path.relative_to(root)
-        found += [
-            EnvironmentRead(relative, line, code)
-            for line, code in _reads_in(tree, entry_point=relative in ENTRY_POINTS)
-        ]
-    return sorted(found, key=lambda read: (str(read.path), read.line))
+def _named(read: EnvRead) -> str:
+    return f" {read.variable}" if read.variable else ""
 
 
 @checks.register(checks.Tags.security)
 def check_single_environment_reader(app_configs, **kwargs):
     return [
         checks.Error(
-            f"{read.path}:{read.line} reads the environment ({read.code})",
+            f"{read.path}:{read.line} reads the environment ({read.how}"
+            + (f" {read.variable})" if read.variable else ")"),
             hint="Only project/settings.py reads the environment. Ask the registry instead "
             "(config_registry.security.security_secret or selectors.config_resolve).",
             obj=str(read.path),

@@ -20,6 +20,16 @@ def env_name(key: str, prefix: str = "") -> str:
     return prefix + re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_").upper()
 
 
+def key_for(name: str, known: Mapping[str, str]) -> str:
+    """The key a variable maps to: a key the registry knows whose env_name() is `name` (`known` maps
+    env_name → key), else the name lowered with each `_` a `.` (DATABASE_PASSWORD → database.password)."""
+    return known.get(name.upper()) or ".".join(part for part in name.lower().split("_") if part)
+
+
+def known_by_env_name(keys: Collection[str]) -> dict[str, str]:
+    return {env_name(key): key for key in sorted(keys)}
+
+
 def looks_secret(name: str) -> bool:
     upper = name.upper()
     return any(word in upper for word in SECRET_WORDS)
@@ -65,7 +75,7 @@ def env_plan(
     whose env_name() is the variable's, else the variable lowered with `_` as `.` (DATABASE_PASSWORD →
     database.password). With `prefix`, only variables that start with it, the prefix removed."""
     names = dict(names or {})
-    known = {env_name(key): key for key in sorted(known_keys)}
+    known = known_by_env_name(known_keys)
     plan, seen = EnvPlan(), {}
     for binding in env_bindings(text):
         if binding.name is None:
@@ -85,8 +95,7 @@ def env_plan(
         elif prefix and not binding.name.startswith(prefix):
             continue
         else:
-            bare = binding.name[len(prefix) :]
-            key = known.get(bare.upper()) or ".".join(part for part in bare.lower().split("_") if part)
+            key = key_for(binding.name[len(prefix) :], known)
         if plan.names.get(key, binding.name) != binding.name:
             plan.notes.append(f"{plan.names[key]} and {binding.name} both map to {key}: {binding.name}'s value is used")
         plan.entries[key] = value_of(binding.value, quoted=binding.quoted)

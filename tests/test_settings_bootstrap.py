@@ -31,18 +31,19 @@ def test_find_environment_reads__the_project__finds_none():
 @pytest.mark.parametrize(
     "source, code",
     [
-        ("import os\nSECRET = os.environ['SERVICE_SECRET']\n", "os.environ"),
+        ("import os\nSECRET = os.environ['SERVICE_SECRET']\n", "os.environ[…]"),
         ("import os\nSECRET = os.getenv('SERVICE_SECRET')\n", "os.getenv"),
-        ("import os as o\nSECRET = o.environ.get('SERVICE_SECRET')\n", "o.environ"),
-        ("from os import environ\n", "from os import environ"),
-        ("from os import getenv as g\n", "from os import getenv"),
-        ("import environ\nenv = environ.Env()\n", "import environ (django-environ)"),
+        ("import os as o\nSECRET = o.environ.get('SERVICE_SECRET')\n", "os.environ.get"),
+        ("from os import environ\nSECRET = environ['SERVICE_SECRET']\n", "os.environ[…]"),
+        ("from os import getenv as g\nSECRET = g('SERVICE_SECRET')\n", "os.getenv"),
+        ("import environ\nenv = environ.Env()\nSECRET = env('SERVICE_SECRET')\n", "environ.Env"),
+        ("import environ\nenv = environ.Env()\nSECRET = env.str('SERVICE_SECRET')\n", "environ.Env.str"),
     ],
 )
 def test_find_environment_reads__planted_read__named_with_file_and_line(tmp_path, source, code):
     root = _tree(tmp_path, {"project/settings.py": "import os\nos.environ\n", "chat/secret.py": "\n" + source})
     reads = find_environment_reads(root)
-    assert [(str(r.path), r.code) for r in reads] == [("chat/secret.py", code)]
+    assert [(str(r.path), r.how, r.variable) for r in reads] == [("chat/secret.py", code, "SERVICE_SECRET")]
     assert reads[0].line >= 2
 
 
@@ -93,7 +94,9 @@ def test_manage_py_check__planted_read_in_chat__fails_naming_file_and_line():
     finally:
         planted.unlink()
     assert "config_registry.E001" in str(raised.value)
-    assert "chat/planted_environment_read.py:4 reads the environment (os.environ)" in str(raised.value)
+    assert "chat/planted_environment_read.py:4 reads the environment (os.environ.get SERVICE_SECRET)" in str(
+        raised.value
+    )
     call_command("check")  # and the project itself passes once the read is gone
 
 
