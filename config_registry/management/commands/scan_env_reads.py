@@ -84,7 +84,8 @@ class Command(BaseCommand):
         header = ("WHERE", "VARIABLE", "READ", "KEY", "IN REGISTRY")
         widths = [max(len(line[column]) for line in [header, *table]) for column in range(4)]
         for line in [header, *table]:
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[4])
+            padded = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+            self.stdout.write("  ".join([*padded, line[4]]))
         held = sum(1 for row in rows if row["in_registry"])
         files = len({row["file"] for row in rows})
         self.stdout.write(
