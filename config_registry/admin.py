@@ -13,10 +13,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from . import selectors, services
+from . import crypto, selectors, services
 from .admin_editor import EntryFormSet, editor_change, editor_initial
 from .audit import Actor
 from .diff import diff_as_dict
+from .envfile import EnvPlan, env_plan
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
 from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Scope, ServiceToken
 from .signin import ThrottledAdminAuthenticationForm
@@ -119,6 +120,7 @@ class LayerAdmin(admin.ModelAdmin):
                 name="config_registry_layer_rollback",
             ),
             path("<int:object_id>/reveal/", view(self.reveal_view), name="config_registry_layer_reveal"),
+            path("<int:object_id>/import-env/", view(self.import_env_view), name="config_registry_layer_import_env"),
             *super().get_urls(),
         ]
 
@@ -293,6 +295,52 @@ class LayerAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
+    # Import a .env file -------------------------------------------------------------------------
+
+    def import_env_view(self, request, object_id):
+        """Upload, preview (secrets only as changed), import: the same plan and publish as import_env.
+        Between preview and import the plan travels sealed for this layer and base version, never in clear."""
+        layer = self._viewable(request, object_id)
+        if not self.has_change_permission(request, layer):
+            raise PermissionDenied
+        form = EnvUploadForm(request.POST or None, request.FILES or None)
+        context = {"form": form}
+        if request.method == "POST" and "sealed" in request.POST:
+            base, problem = _base_version(request.POST, layer, required=True)
+            place = crypto.Place(layer.ref, IMPORT_PLACE)
+            try:
+                if problem:
+                    raise InvalidInput(problem)
+                plan = crypto.decrypt(request.POST["sealed"], place=place, version=base)
+                version = services.env_import(
+                    ref=layer.ref,
+                    entries=plan["entries"],
+                    secrets=plan["secrets"],
+                    base_version=base,
+                    actor=admin_actor(request),
+                    comment=request.POST.get("comment", "") or "imported from a .env file",
+                )
+            except (VersionConflict, InvalidInput, SecretUndecryptable) as error:
+                self.message_user(request, f"Nothing imported: {error}", messages.ERROR)
+                form = EnvUploadForm()
+            else:
+                self.message_user(request, f"Imported into {layer.ref}: version {version.number}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
+        elif request.method == "POST" and form.is_valid():
+            plan = form.plan(selectors.known_keys())
+            if not plan.entries:
+                form.add_error("file", "this file holds no variable to import")
+            else:
+                changes = selectors.env_import_diff(layer, plan.entries, plan.secrets)
+                payload = {"entries": plan.entries, "secrets": sorted(plan.secrets)}
+                sealed = crypto.encrypt(
+                    payload, place=crypto.Place(layer.ref, IMPORT_PLACE), version=layer.current_version
+                )
+                context.update(diff=diff_as_dict(changes), notes=plan.notes, names=plan.names, sealed=sealed)
+        return TemplateResponse(
+            request, "admin/config_registry/layer_import_env.html", self._context(request, layer, **context)
+        )
+
     # Preview as a user ---------------------------------------------------------------------------
 
     def preview_view(self, request):
@@ -333,6 +381,53 @@ def _base_version(data, layer: Layer, *, required: bool = False) -> tuple[int, s
         f"The form's base version ({text!r}) is not a version of {layer.ref}: "
         "reload the page and apply your change again (base_version)."
     )
+
+
+IMPORT_PLACE = "(import_env)"  # what a sealed import plan is bound to, besides its layer and base version
+MAX_ENV_FILE = 1024 * 1024
+
+
+class EnvUploadForm(forms.Form):
+    file = forms.FileField(help_text="a .env file (python-dotenv's format) or the output of `env`")
+    prefix = forms.CharField(required=False, help_text="import only the names with this prefix, the prefix removed")
+    secret_names = forms.CharField(
+        required=False,
+        label="Also secret",
+        help_text="names to store as secrets, comma-separated (names with PASSWORD, SECRET, TOKEN, KEY or "
+        "CREDENTIAL are already)",
+    )
+    names = forms.CharField(
+        required=False,
+        label="Names to keys",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "DB_URL=database.url"}),
+        help_text="one NAME=key per line, for names whose key is not the name lowered with _ as .",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_ENV_FILE:
+            raise forms.ValidationError(f"at most {MAX_ENV_FILE // 1024} KiB")
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("not UTF-8 text") from None
+
+    def clean_names(self):
+        names = {}
+        for line in self.cleaned_data["names"].splitlines():
+            if line.strip():
+                name, sign, key = line.strip().partition("=")
+                if not sign or not name.strip() or not key.strip():
+                    raise forms.ValidationError(f"{line.strip()!r} is not NAME=key")
+                names[name.strip()] = key.strip()
+        return names
+
+    def plan(self, known_keys) -> EnvPlan:
+        data = self.cleaned_data
+        secret_names = [name.strip() for name in data["secret_names"].split(",") if name.strip()]
+        return env_plan(
+            data["file"], known_keys=known_keys, prefix=data["prefix"], names=data["names"], secret_names=secret_names
+        )
 
 
 class PreviewForm(forms.Form):
