@@ -98,9 +98,9 @@ class Registry:
     # Reads: from memory ------------------------------------------------------------------------
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
-        with self._lock:
-            if key in self._values:
-                return self._values[key]
+        value = self._values.get(key, _MISSING)  # no lock: a change replaces the dict whole, never edits it
+        if value is not _MISSING:
+            return value
         if default is not _MISSING:
             return default
         if key in self._secrets:  # known, but not kept on disk without a cache_key
