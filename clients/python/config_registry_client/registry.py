@@ -302,7 +302,11 @@ class Registry:
             attempt += 1
 
     def _typed(self, key: str, default: Any, kinds: tuple[type, ...], expected: str) -> Any:
-        value = self.get(key, default)
+        value = self._values.get(key, _MISSING)
+        if type(value) in kinds:  # JSON's own types: the common case, one look-up
+            return value
+        if value is _MISSING:
+            value = self.get(key, default)
         wrong = not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))
         if wrong:
             shown = "a secret" if key in self._secrets else f"{type(value).__name__} {value!r}"[:80]
