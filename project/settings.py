@@ -278,6 +278,15 @@ SPECTACULAR_SETTINGS = {
     "The drop-in protocols have documents of their own: [Vault KV v2](/api/v1/docs/vault), "
     "[Spring Cloud Config](/api/v1/docs/spring), [OpenFeature OFREP](/api/v1/docs/ofrep).",
     "PREPROCESSING_HOOKS": ["config_registry.protocols.openapi.api_paths_only"],
+    # Operations in the order of use (the URLconf's: resolve first), not alphabetically; tags likewise.
+    "SORT_OPERATIONS": False,
+    "TAGS": [
+        {"name": "resolve", "description": "a context's resolved configuration"},
+        {"name": "me", "description": "the signed-in user's own configuration"},
+        {"name": "layers", "description": "layers, versions, publishes, rollbacks, diffs"},
+        {"name": "audit", "description": "the audit log"},
+        {"name": "chat", "description": "chat tickets"},
+    ],
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -6,10 +6,11 @@ from django.urls import include, path
 
 from chat.api import TicketView
 from chat.views import chat_page
-from config_registry import health
+from config_registry import health, pages
 from config_registry.signin import ThrottledAuthenticationForm
 
 urlpatterns = [
+    path("", pages.home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/chat/ticket", TicketView.as_view(), name="api-chat-ticket"),
     path("api/v1/", include("config_registry.api.urls")),

@@ -58,3 +58,13 @@ def test_swagger_ui__served_with_local_assets_only(client):
     page = client.get("/api/v1/docs").content.decode()
     assert "swagger-ui" in page and "cdn" not in page.lower() and "https://" not in page
     assert client.get("/api/v1/schema").status_code == 200
+
+
+def test_schema__reads_for_its_users__no_internal_notes_bearer_first_resolve_first(client):
+    import json
+
+    schema = json.loads(client.get("/api/v1/schema", HTTP_ACCEPT="application/json").content)
+    operations = [operation for methods in schema["paths"].values() for operation in methods.values()]
+    assert not [op["operationId"] for op in operations if "required_scopes" in op.get("description", "")]
+    assert list(schema["components"]["securitySchemes"])[0] == "bearerToken"
+    assert [tag["name"] for tag in schema["tags"]][:2] == ["resolve", "me"]

@@ -86,7 +86,7 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
     """Tells drf-spectacular how the API is authenticated."""
 
     target_class = ServiceTokenAuthentication
-    name = "serviceToken"
+    name = "bearerToken"  # sorts before Django's cookieAuth: the scheme every service uses comes first
 
     def get_security_definition(self, auto_schema):
         return {

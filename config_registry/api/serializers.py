@@ -146,6 +146,11 @@ class ResolveAnswerSerializer(serializers.Serializer):
         child=serializers.CharField(), help_text="the keys whose values are secrets (revealed or not)"
     )
     provenance = serializers.DictField(child=ProvenanceSerializer(), required=False)
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="an environment or service no published layer has (a typo?), with the known names",
+    )
 
 
 class MeConfigAnswerSerializer(serializers.Serializer):

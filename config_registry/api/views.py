@@ -1,5 +1,7 @@
 """API views: parse input, check scope and limits, call one service or selector, answer."""
 
+import json
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -49,9 +51,9 @@ def _entries(request, layer: Layer, number: int) -> tuple[dict, list[str]]:
     return selectors.version_entries(layer, number)
 
 
+# Service-token endpoints: the scope per method comes from `required_scopes`. (A comment, not a docstring:
+# drf-spectacular would show a docstring on every operation of every subclass.)
 class TokenView(APIView):
-    """Service-token endpoints: the scope per method comes from `required_scopes`."""
-
     authentication_classes = [ServiceTokenAuthentication]
     permission_classes = [HasTokenScope]
     required_scopes: dict[str, str] = {}
@@ -100,6 +102,10 @@ class ResolveView(TokenView):
         headers = {"ETag": etag}
         if revision is not None:  # what a revision resolved to never changes
             headers["Cache-Control"] = "private, max-age=31536000, immutable"
+        warnings = selectors.context_warnings(query["environment"], query["service"], request.user.position)
+        if warnings:  # rare (a typo): the kept body is rebuilt with them
+            headers["Warning"] = ", ".join(f'299 config-registry "{warning}"' for warning in warnings)
+            body = json.dumps({**json.loads(body), "warnings": warnings}).encode()
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return HttpResponse(body, content_type="application/json", headers=headers)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.views import APIView
 
-from .. import selectors, services
+from .. import __version__, selectors, services
 from ..api.authentication import ServicePrincipal, ServiceTokenAuthentication, request_actor
 from ..api.permissions import context_refusal, may_reach_layer, require_layer
 from ..exceptions import (
@@ -34,7 +34,7 @@ from ..memory import PositionMemo
 from ..models import Layer, Level, Scope
 from .negotiation import ProtocolForm
 
-VERSION = "1.0.0+config-registry"
+VERSION = f"{__version__}+config-registry"
 IMMUTABLE = "history is immutable in Config Registry: publish a new version or roll back"
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 WRITE_ATTEMPTS = 3  # a write without cas that meets a concurrent one is based on the newer version

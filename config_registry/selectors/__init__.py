@@ -30,6 +30,7 @@ from .resolution import (
 )
 from .tokens import TOKENS, TokenRejected, token_authenticate
 from .versions import (
+    context_warnings,
     env_import_diff,
     known_keys,
     layer_get,
@@ -41,6 +42,7 @@ from .versions import (
 )
 
 __all__ = [
+    "context_warnings",
     "env_import_diff",
     "known_keys",
     "ANSWERS",

@@ -1,5 +1,6 @@
 """Layers, their versions and the differences between them (secrets masked, or decrypted for diffs)."""
 
+import difflib
 from collections.abc import Collection
 
 from django.contrib.auth import get_user_model
@@ -7,6 +8,7 @@ from django.contrib.auth import get_user_model
 from .. import crypto
 from ..diff import MASK, Change, EntryState, entries_diff
 from ..exceptions import NotFound
+from ..memory import PositionMemo
 from ..models import Entry, KeyDefinition, Layer, LayerVersion, Level
 from ..validation import parse_layer_ref
 
@@ -91,3 +93,30 @@ def known_keys() -> set[str]:
     """Every key a layer holds now or a key definition names: what import_env maps variables back to."""
     held = Entry.objects.filter(valid_to__isnull=True).values_list("key", flat=True).distinct()
     return set(held) | set(KeyDefinition.objects.values_list("key", flat=True))
+
+
+# The environments and services some published layer names, per revision: a resolve's typo check costs a look-up.
+KNOWN_NAMES: PositionMemo[str, dict] = PositionMemo("known names", 1, lambda position: position[:2])
+
+
+def context_warnings(environment: str, service: str, position) -> list[str]:
+    """What a resolve of (environment, service) should be told: a name no published layer has, with the
+    known ones (`prodution` resolves to global values and defaults only, which is rarely what was meant)."""
+    known = KNOWN_NAMES.get(position, "names")
+    if known is None:
+        rows = Layer.objects.filter(level__in=[Level.ENVIRONMENT, Level.SERVICE], current_version__gt=0)
+        known = {Level.ENVIRONMENT: set(), Level.SERVICE: set()}
+        for level, name in rows.values_list("level", "name"):
+            known[level].add(name)
+        KNOWN_NAMES.put(position, "names", known)
+    warnings = []
+    for label, level, name in (("environment", Level.ENVIRONMENT, environment), ("service", Level.SERVICE, service)):
+        if name not in known[level]:
+            names = sorted(known[level])
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            warnings.append(
+                f"no layer for {label} {name!r}: only what applies everywhere resolves here; {hint}"
+                f"known {label}s: {', '.join(names) or 'none'}"
+            )
+    return warnings

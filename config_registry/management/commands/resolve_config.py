@@ -9,7 +9,7 @@ from django.utils.dateparse import parse_datetime
 
 from config_registry.audit import CLI_ACTOR
 from config_registry.exceptions import InvalidInput, NotFound, SecretUndecryptable
-from config_registry.selectors import config_resolve, revision_at
+from config_registry.selectors import config_resolve, context_warnings, registry_position, revision_at
 from config_registry.services import config_reveal
 
 
@@ -34,6 +34,8 @@ class Command(BaseCommand):
             resolved = config_reveal(**context, actor=CLI_ACTOR) if reveal_secrets else config_resolve(**context)
         except (InvalidInput, NotFound, SecretUndecryptable) as error:
             raise CommandError(str(error)) from None
+        for warning in context_warnings(environment, service, registry_position()):
+            self.stderr.write(f"warning: {warning}")
         self.stdout.write(json.dumps(resolved.as_dict(explain=explain), indent=2, sort_keys=True))
 
 
