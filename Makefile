@@ -43,7 +43,11 @@ HTTP_WORKERS ?= 2
 HTTP_THREADS ?= 16
 WS_WORKERS   ?= 2
 WS_PORT      ?= 8001
+# Every process of the serving writes its metrics here; /metrics sums them (prometheus_client's multi-process mode).
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
+serve-prod: export PROMETHEUS_MULTIPROC_DIR := $(PROMETHEUS_MULTIPROC_DIR)
 serve-prod: $(VENV)/.runtime-installed
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py check --deploy

@@ -19,6 +19,7 @@ from config_registry.asyncdb import db_call
 from config_registry.exceptions import SecurityConfigMissing
 from config_registry.limits import text_problem
 from config_registry.live.relay import group_message
+from config_registry.metrics import CHAT_SOCKETS
 from config_registry.ratelimit import window_count
 from config_registry.state import registry_position_known
 from project.infra.consumers import WithoutThreadHop
@@ -74,6 +75,7 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
+        CHAT_SOCKETS.inc()
         self.room = self.scope["url_route"]["kwargs"]["room"]
         problem = room_problem(self.room)
         if problem:
@@ -133,6 +135,7 @@ class ChatConsumer(WithoutThreadHop, AsyncJsonWebsocketConsumer):
         return json.dumps({"type": "history", "messages": history})
 
     async def disconnect(self, code):
+        CHAT_SOCKETS.dec()
         if self.writer is not None:
             self.writer.cancel()
         if self.following:

@@ -4,6 +4,7 @@ registry moves to a re-resolution of the connected users' configurations, applie
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from django.db import DatabaseError
@@ -12,6 +13,7 @@ from config_registry.asyncdb import db_call
 from config_registry.exceptions import CacheUnavailable, RegistryUnavailable, SecurityConfigMissing
 from config_registry.live.followers import LoopFollowers
 from config_registry.live.relay import GroupRelay
+from config_registry.metrics import FANOUT_SECONDS
 
 from .history import RoomHistories
 from .selectors import chat_configs
@@ -84,6 +86,7 @@ async def configs_refresh(consumers: list[Member]) -> None:
     """Re-resolve these connections' configurations (one hop to a database thread for all of
     them) and apply them live."""
     consumers = [consumer for consumer in consumers if consumer.user is not None]
+    started = time.perf_counter()
     try:
         configs = await db_call(chat_configs)({consumer.user.username for consumer in consumers})
     except UNAVAILABLE as error:
@@ -104,6 +107,7 @@ async def configs_refresh(consumers: list[Member]) -> None:
             logger.exception(
                 "chat could not apply new configuration (user=%s, room=%r)", consumer.user.username, consumer.room
             )
+    FANOUT_SECONDS.observe(time.perf_counter() - started)
 
 
 async def relay_gap(group: str, consumers: list[Member]) -> None:

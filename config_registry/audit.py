@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from .diff import canonical_json
+from .metrics import AUDIT_EVENTS, PUBLISHES
 from .models import AuditEvent, RegistryState
 from .state import locked_state
 
@@ -56,6 +57,12 @@ def _event_hash(
     return hmac.new(settings.AUDIT_CHAIN_KEY.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
+def events_counted(action: str) -> None:
+    AUDIT_EVENTS.labels(action).inc()
+    if action in ("version.publish", "version.rollback"):
+        PUBLISHES.labels(action).inc()
+
+
 def _head_logged(seq: int, digest: str) -> None:
     # The head, outside the database: a log collector keeps what verify_audit --expect-head checks.
     logger.info("audit head %s:%s", seq, digest)
@@ -73,6 +80,7 @@ def audit_record(*, actor: Actor, action: str, target: str, changes: dict | None
     state.audit_seq, state.audit_head = seq, event.hash
     state.save(update_fields=["audit_seq", "audit_head"])
     transaction.on_commit(lambda: _head_logged(seq, event.hash))
+    transaction.on_commit(lambda: events_counted(action))
     return event
 
 

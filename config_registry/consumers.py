@@ -15,6 +15,7 @@ from .audit import Actor
 from .exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnavailable
 from .live.broadcast import BroadcastUnavailable
 from .live.watchers import WATCHERS
+from .metrics import WATCH_SOCKETS
 from .models import Scope, ServiceToken
 from .selectors import ResolvedConfig, TokenRejected, config_resolve, context_of, masked, token_authenticate
 from .services import config_reveal
@@ -37,6 +38,7 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
+        WATCH_SOCKETS.inc()
         self.token, self.context, self.last, self.expiry = None, None, None, None
         headers = dict(self.scope.get("headers", []))
         self.raw = token_from_header(headers.get(b"authorization", b"").decode("latin-1")) or ""
@@ -91,6 +93,7 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def disconnect(self, code):
+        WATCH_SOCKETS.dec()
         if self.expiry is not None:
             self.expiry.cancel()
         if self.following:

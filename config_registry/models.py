@@ -258,6 +258,7 @@ class Scope(models.TextChoices):
     AUDIT_READ = "audit:read", "Read the audit log"
     CHAT_TICKET = "chat:ticket", "Issue chat tickets for users"
     SECURITY_WRITE = "security:write", "Change the registry's own security configuration (chat.signing_keys)"
+    METRICS_READ = "metrics:read", "Read the Prometheus metrics at /metrics"
 
 
 class ServiceToken(models.Model):

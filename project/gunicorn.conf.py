@@ -40,3 +40,14 @@ def _slow_client_dropped(record) -> bool:
 
 
 CLIENT_READ_TIMEOUT = 5
+
+
+def child_exit(server, worker):
+    """A finished worker's metrics are marked dead (prometheus_client's multi-process mode): its share of
+    the live gauges stops counting; its counters stay in the sums."""
+    from project import settings  # the one reader of the environment
+
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, settings.PROMETHEUS_MULTIPROC_DIR)

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config_registry.metrics.RequestMetrics",  # first: it times and counts every answer, redirects included
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -98,7 +99,7 @@ MIDDLEWARE = [
 # HTTPS in production (DEBUG=false): redirect, HSTS, secure cookies. Behind a TLS-terminating proxy
 # set TRUST_X_FORWARDED_PROTO=true (the proxy must set X-Forwarded-Proto) so that redirects end.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # load balancers probe over plain HTTP
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -259,6 +260,13 @@ if DEBUG:
 # Request bodies up to this size (a layer holds at most 8 MiB, config_registry.limits); 413 beyond.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/min")
+
+# Prometheus: /metrics answers a token with metrics:read, or these addresses without one (e.g. the scraper's,
+# when it reaches the server directly: behind a proxy every request comes from the proxy's address).
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=[])
+# Where every process of a multi-process serving writes its metrics (prometheus_client reads the same
+# variable when it is imported; `make serve-prod` sets it). Empty: each process reports its own.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["config_registry.api.authentication.ServiceTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["config_registry.api.permissions.HasTokenScope"],

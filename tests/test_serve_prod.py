@@ -96,7 +96,7 @@ class ServeProd:
 
 
 @pytest.fixture
-def production(make_user, make_layer, make_token):
+def production(make_user, make_layer, make_token, tmp_path):
     if not (database_is_postgres() and settings.REDIS_URL):
         pytest.skip(
             "needs PostgreSQL and Redis: run with DATABASE_URL=postgres://… and REDIS_URL=redis://… "
@@ -104,7 +104,7 @@ def production(make_user, make_layer, make_token):
         )
     make_user("alice")
     make_layer("global", {KEY: ["k" * 43], "chat.max_message_length": 500}, secrets=[KEY])
-    token = make_token("chat:ticket", "config:read")
+    token = make_token("chat:ticket", "config:read", "metrics:read")
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DEBUG": "false",
@@ -115,6 +115,7 @@ def production(make_user, make_layer, make_token):
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "LOG_LEVEL": "INFO",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     return env, token
 
@@ -125,6 +126,17 @@ def _http(method: str, url: str, headers: dict, body: dict | None = None) -> tup
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, dict(response.headers), response.read()
+
+
+def _metrics(http: str, token: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, _, body = _http("GET", f"{http}/metrics", BEHIND_THE_PROXY | {"Authorization": f"Bearer {token}"})
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
 
 
 def test_serve_prod__http_and_websockets_on_their_ports__and_all_of_it_stops(production):
@@ -163,8 +175,13 @@ def test_serve_prod__http_and_websockets_on_their_ports__and_all_of_it_stops(pro
                 assert frames[1]["values"]["chat.max_message_length"] == 500
                 await ws.send(json.dumps({"type": "message", "text": "served in production"}))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 30))["text"] == "served in production"
+                return _metrics(http, token)  # while the chat socket is open, in a uvicorn worker
 
-        asyncio.run(chat())
+        metrics = asyncio.run(chat())
+        # Summed over every process of the serving (gunicorn's two workers, uvicorn's two).
+        assert metrics[("config_registry_websockets", (("kind", "chat"),))] == 1
+        readyz = ("config_registry_http_requests_total", (("code", "200"), ("endpoint", "readyz"), ("method", "GET")))
+        assert metrics[readyz] >= 1
     finally:
         served.stop()
     assert _running_in_group(served.process.pid) == []  # nothing it started is left running

@@ -7,6 +7,7 @@ import json
 from django.core.cache import cache
 
 from ..memory import PositionMemo
+from ..metrics import RESOLVE_ANSWERS, RESOLVE_ANSWERS_MEMORY
 from ..state import Position, registry_position
 from .resolution import (
     ResolvedConfig,
@@ -47,12 +48,14 @@ def resolve_answer(
     position = position or registry_position()
     known = ANSWERS.get(position, request)
     if known is not None:
+        RESOLVE_ANSWERS_MEMORY.inc()
         return known
     context = context_of(environment, service, user)
     if revision is not None:  # checked before anything is looked up under it
         revision_check(revision, position)
     etag = resolve_etag(epoch=position.epoch, revision=revision or position.revision, context=context, explain=explain)
     body = cache.get(shared_cache_key("body", etag))
+    RESOLVE_ANSWERS.labels("resolved" if body is None else "shared").inc()
     if body is None:
         resolved = config_resolve(
             environment=environment, service=service, user=user, position=position, revision=revision
