@@ -8,6 +8,7 @@ one secret at a time (with the reveal permission, audited) hang off the layer's 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,9 +20,9 @@ from .audit import Actor
 from .diff import diff_as_dict
 from .envfile import EnvPlan, env_plan
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
-from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Scope, ServiceToken
+from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
 from .signin import ThrottledAdminAuthenticationForm
-from .validation import SECURITY_KEYS
+from .validation import SECURITY_KEYS, key_problem
 
 REVEAL_PERMISSION = "config_registry.reveal_secret"
 SECURITY_PERMISSION = "config_registry.change_security_config"
@@ -75,7 +76,14 @@ class LayerAdmin(admin.ModelAdmin):
     list_display = ["ref_link", "level", "current_version", "updated_by", "updated_at", "description"]
     list_filter = ["level"]
     search_fields = ["name", "description", "updated_by"]
-    ordering = ["level", "name"]
+
+    def get_ordering(self, request):
+        return ["precedence", "-priority", "name"]  # resolution order: global first, then the more specific
+
+    def get_queryset(self, request):
+        levels = [When(level=level, then=Value(rank)) for rank, level in enumerate(Level.values)]
+        layers = self.model._default_manager.annotate(precedence=Case(*levels, output_field=IntegerField()))
+        return layers.order_by(*self.get_ordering(request))  # as ModelAdmin's, with the annotation first
 
     # Creating -------------------------------------------------------------------------------
 
@@ -112,6 +120,7 @@ class LayerAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("preview/", view(self.preview_view), name="config_registry_layer_preview"),
+            path("keys/", view(self.key_search_view), name="config_registry_layer_key_search"),
             path("<int:object_id>/history/", view(self.versions_view), name="config_registry_layer_versions"),
             path("<int:object_id>/diff/", view(self.diff_view), name="config_registry_layer_diff"),
             path(
@@ -339,6 +348,29 @@ class LayerAdmin(admin.ModelAdmin):
                 context.update(diff=diff_as_dict(changes), notes=plan.notes, names=plan.names, sealed=sealed)
         return TemplateResponse(
             request, "admin/config_registry/layer_import_env.html", self._context(request, layer, **context)
+        )
+
+    # Key search ---------------------------------------------------------------------------------
+
+    def key_search_view(self, request):
+        """Where is `database.password` set? Every layer, secrets masked, where each value wins."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        key = request.GET.get("key", "").strip()
+        found, problem = None, None
+        if key:
+            problem = key_problem(key)
+            if problem is None:
+                found = selectors.key_find(key, history=request.GET.get("history") == "on")
+                if not found.settings and found.definition is None:
+                    problem = f"no layer sets {key!r}, and it has no key definition"
+        context = {"key": key, "found": found, "problem": problem, "history": request.GET.get("history") == "on"}
+        context["title"] = f"Key search: {key}" if key else "Key search"
+        if found:
+            pks = {layer.ref: layer.pk for layer in Layer.objects.all()}
+            context["rows"] = [(setting, pks.get(setting.layer)) for setting in found.settings]
+        return TemplateResponse(
+            request, "admin/config_registry/key_search.html", self._context(request, None, **context)
         )
 
     # Preview as a user ---------------------------------------------------------------------------

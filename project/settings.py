@@ -292,6 +292,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "resolve", "description": "a context's resolved configuration"},
         {"name": "me", "description": "the signed-in user's own configuration"},
         {"name": "layers", "description": "layers, versions, publishes, rollbacks, diffs"},
+        {"name": "keys", "description": "where a key is set, and where it wins"},
         {"name": "audit", "description": "the audit log"},
         {"name": "chat", "description": "chat tickets"},
     ],

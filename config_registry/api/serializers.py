@@ -229,3 +229,35 @@ class AuditEventSerializer(serializers.Serializer):
     changes = serializers.JSONField()
     hash = serializers.CharField()
     prev_hash = serializers.CharField()
+
+
+class KeyQuerySerializer(serializers.Serializer):
+    history = serializers.BooleanField(default=False, help_text="also every past value of the key")
+
+
+class KeyDefinitionShownSerializer(serializers.Serializer):
+    description = serializers.CharField()
+    schema = serializers.JSONField(allow_null=True)
+    secret = serializers.BooleanField()
+    has_default = serializers.BooleanField()
+    default = serializers.JSONField(allow_null=True, help_text='"********" for a secret key')
+
+
+class KeySettingSerializer(serializers.Serializer):
+    layer = serializers.CharField()
+    level = serializers.CharField()
+    version = serializers.IntegerField(help_text="the version that set this value")
+    value = serializers.JSONField(allow_null=True, help_text='"********" for a secret')
+    secret = serializers.BooleanField()
+    current = serializers.BooleanField(help_text="in the layer's current version (else a past value)")
+    until = serializers.IntegerField(allow_null=True, help_text="the version that replaced or removed it")
+    wins_in = serializers.ListField(
+        child=serializers.CharField(), help_text="environment/service views whose value this is"
+    )
+    overridden_by = serializers.ListField(child=serializers.CharField(), help_text="higher layers setting it too")
+
+
+class KeyFoundSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    definition = KeyDefinitionShownSerializer(allow_null=True)
+    layers = KeySettingSerializer(many=True)

@@ -12,8 +12,10 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..diff import diff_as_dict
+from ..exceptions import InvalidInput, NotFound
 from ..models import AuditEvent, Layer, Scope
 from ..selectors import layer_get
+from ..validation import key_problem
 from . import serializers as s
 from .authentication import ServiceTokenAuthentication, request_actor
 from .permissions import HasTokenScope, IsEndUser, may_reach_layer, require_context, require_layer
@@ -324,3 +326,27 @@ class AuditListView(TokenView, generics.ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class KeyView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(
+        operation_id="key_find",
+        parameters=[s.KeyQuerySerializer],
+        summary="Where a key is set: every layer with its value (secrets masked), its definition, where it wins",
+        description="Only the layers the token may reach. `wins_in` lists the environment/service views "
+        "(without a user) whose value this layer gives; `overridden_by` the higher layers that set the key too.",
+        responses={200: s.KeyFoundSerializer, **_errors(400, 401, 403, 404, 429)},
+    )
+    def get(self, request, key: str):
+        query = _valid(s.KeyQuerySerializer, request.query_params)
+        problem = key_problem(key)
+        if problem:
+            raise InvalidInput("invalid key", {"key": problem})
+        found = selectors.key_find(
+            key, history=query["history"], reachable=lambda ref: may_reach_layer(request.auth, ref)
+        )
+        if not found.settings and found.definition is None:
+            raise NotFound(f"no layer the token reaches sets {key!r}, and it has no key definition")
+        return Response(found.as_dict())

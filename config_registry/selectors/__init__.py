@@ -3,6 +3,7 @@ audited reveals among them, are config_registry.services.) Re-exported here for 
 several kinds."""
 
 from .answers import ANSWERS, answer_body, resolve_answer, resolve_etag
+from .keys import KeyFound, key_find
 from .position import (
     Position,
     consistent_read,
@@ -42,6 +43,8 @@ from .versions import (
 )
 
 __all__ = [
+    "KeyFound",
+    "key_find",
     "context_warnings",
     "env_import_diff",
     "known_keys",
