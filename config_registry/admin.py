@@ -121,6 +121,7 @@ class LayerAdmin(admin.ModelAdmin):
         return [
             path("preview/", view(self.preview_view), name="config_registry_layer_preview"),
             path("keys/", view(self.key_search_view), name="config_registry_layer_key_search"),
+            path("compare/", view(self.compare_view), name="config_registry_layer_compare"),
             path("<int:object_id>/history/", view(self.versions_view), name="config_registry_layer_versions"),
             path("<int:object_id>/diff/", view(self.diff_view), name="config_registry_layer_diff"),
             path(
@@ -373,6 +374,23 @@ class LayerAdmin(admin.ModelAdmin):
             request, "admin/config_registry/key_search.html", self._context(request, None, **context)
         )
 
+    # Compare ------------------------------------------------------------------------------------
+
+    def compare_view(self, request):
+        """Two contexts (environment/service[/user]) or two layers, side by side."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        left, right = request.GET.get("left", "").strip(), request.GET.get("right", "").strip()
+        compared, problem = None, None
+        if left and right:
+            try:
+                compared = selectors.sides_compare(_side(left), _side(right))
+            except (InvalidInput, NotFound) as error:
+                problem = str(error)
+        context = {"left": left, "right": right, "compared": compared, "problem": problem, "title": "Compare"}
+        page = "admin/config_registry/compare.html"
+        return TemplateResponse(request, page, self._context(request, None, **context))
+
     # Preview as a user ---------------------------------------------------------------------------
 
     def preview_view(self, request):
@@ -400,6 +418,18 @@ class LayerAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request, layer):
             raise PermissionDenied
         return layer
+
+
+def _side(text: str):
+    """A layer ref (global, environment:production, …) or a context (environment/service[/user])."""
+    if text == "global" or ":" in text:
+        return selectors.layer_side(selectors.layer_get(text))
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InvalidInput(
+            f"{text!r} is neither a layer (environment:production) nor a context (production/chat/alice)"
+        )
+    return selectors.context_side(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
 def _base_version(data, layer: Layer, *, required: bool = False) -> tuple[int, str | None]:

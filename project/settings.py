@@ -293,6 +293,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "me", "description": "the signed-in user's own configuration"},
         {"name": "layers", "description": "layers, versions, publishes, rollbacks, diffs"},
         {"name": "keys", "description": "where a key is set, and where it wins"},
+        {"name": "compare", "description": "two contexts or two layers side by side"},
         {"name": "audit", "description": "the audit log"},
         {"name": "chat", "description": "chat tickets"},
     ],

@@ -261,3 +261,35 @@ class KeyFoundSerializer(serializers.Serializer):
     key = serializers.CharField()
     definition = KeyDefinitionShownSerializer(allow_null=True)
     layers = KeySettingSerializer(many=True)
+
+
+class CompareQuerySerializer(serializers.Serializer):
+    left = serializers.CharField(required=False, help_text="a context: environment/service[/user]")
+    right = serializers.CharField(required=False, help_text="a context: environment/service[/user]")
+    left_layer = serializers.CharField(required=False, help_text="or a layer ref, e.g. environment:production")
+    right_layer = serializers.CharField(required=False, help_text="or a layer ref, e.g. environment:staging")
+
+    def validate(self, data):
+        contexts, layers = {"left", "right"} <= data.keys(), {"left_layer", "right_layer"} <= data.keys()
+        if contexts == layers:
+            raise serializers.ValidationError(
+                "give two contexts (left=production/chat&right=staging/chat[/user]) or two layers "
+                "(left_layer=…&right_layer=…)"
+            )
+        for side in ("left", "right") if contexts else ():
+            parts = data[side].split("/")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise serializers.ValidationError(
+                    {side: "a context is environment/service or environment/service/user"}
+                )
+            data[side] = {"environment": parts[0], "service": parts[1], "user": parts[2] if len(parts) == 3 else None}
+        return data
+
+
+class CompareAnswerSerializer(serializers.Serializer):
+    left = serializers.CharField()
+    right = serializers.CharField()
+    added = serializers.DictField(child=serializers.JSONField(), help_text="in right only")
+    removed = serializers.DictField(child=serializers.JSONField(), help_text="in left only")
+    changed = serializers.DictField(child=serializers.JSONField(), help_text="secrets: only that they differ")
+    unchanged = serializers.IntegerField()

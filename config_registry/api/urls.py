@@ -19,6 +19,7 @@ urlpatterns = [
     path(f"layers/{REF}/rollback", views.RollbackView.as_view(), name="api-rollback"),
     path(f"layers/{REF}/diff", views.DiffView.as_view(), name="api-diff"),
     path("keys/<str:key>", views.KeyView.as_view(), name="api-key"),
+    path("compare", views.CompareView.as_view(), name="api-compare"),
     path("audit", views.AuditListView.as_view(), name="api-audit"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -350,3 +350,25 @@ class KeyView(TokenView):
         if not found.settings and found.definition is None:
             raise NotFound(f"no layer the token reaches sets {key!r}, and it has no key definition")
         return Response(found.as_dict())
+
+
+class CompareView(TokenView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(
+        operation_id="compare",
+        parameters=[s.CompareQuerySerializer],
+        summary="What differs between two contexts, or two layers: added, removed, changed, with provenance",
+        description="Secrets are never opened: two secret values differ unless they come from the same layer "
+        "version, and are shown only as changed.",
+        responses={200: s.CompareAnswerSerializer, **_errors(400, 401, 403, 404, 429)},
+    )
+    def get(self, request):
+        query = _valid(s.CompareQuerySerializer, request.query_params)
+        if "left" in query:
+            for side in (query["left"], query["right"]):
+                require_context(request.auth, environment=side["environment"], service=side["service"])
+            left, right = selectors.context_side(**query["left"]), selectors.context_side(**query["right"])
+        else:
+            left, right = (selectors.layer_side(self.layer(query[side])) for side in ("left_layer", "right_layer"))
+        return Response(selectors.sides_compare(left, right))

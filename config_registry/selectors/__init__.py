@@ -3,6 +3,7 @@ audited reveals among them, are config_registry.services.) Re-exported here for 
 several kinds."""
 
 from .answers import ANSWERS, answer_body, resolve_answer, resolve_etag
+from .compare import context_side, layer_side, sides_compare
 from .keys import KeyFound, key_find
 from .position import (
     Position,
@@ -44,6 +45,9 @@ from .versions import (
 
 __all__ = [
     "KeyFound",
+    "context_side",
+    "layer_side",
+    "sides_compare",
     "key_find",
     "context_warnings",
     "env_import_diff",
