@@ -14,6 +14,8 @@ from .models import Message
 
 HISTORY_SIZE = 50
 CHAT_SERVICE = "chat"
+# What a chat connection is told: its chat.* limits and texts, and the page's theme.
+CHAT_KEYS = ("chat.", "feature.dark_mode")
 
 
 CONFIG_MAX_AGE_SECONDS = 1.0  # see chat.tickets.KEYS_MAX_AGE_SECONDS
@@ -37,7 +39,7 @@ def chat_configs(usernames: set[str]) -> dict[str, "ChatConfig | None"]:
     """chat_config() of each user, now: one read of the shared part and one batched read of their
     overlays for all of them (a publish's fan-out); None for a user who is no longer active (or no
     longer exists)."""
-    position, people = contexts_resolve(settings.REGISTRY_ENVIRONMENT, CHAT_SERVICE, usernames, prefix="chat.")
+    position, people = contexts_resolve(settings.REGISTRY_ENVIRONMENT, CHAT_SERVICE, usernames, prefix=CHAT_KEYS)
     configs: dict[str, ChatConfig | None] = dict.fromkeys(usernames)
     for username, (active, resolution) in people.items():
         if active:
@@ -47,7 +49,7 @@ def chat_configs(usernames: set[str]) -> dict[str, "ChatConfig | None"]:
 
 
 def _chat_values(values: dict, secrets: frozenset[str]) -> dict:
-    return {key: value for key, value in values.items() if key.startswith("chat.") and key not in secrets}
+    return {key: value for key, value in values.items() if key.startswith(CHAT_KEYS) and key not in secrets}
 
 
 class ChatConfig(dict):

@@ -93,7 +93,7 @@ def compose(shared: Resolution, overlays: Sequence[LayerSnapshot]) -> Resolution
     )
 
 
-def restrict(resolution: Resolution, prefix: str) -> Resolution:
+def restrict(resolution: Resolution, prefix: str | tuple[str, ...]) -> Resolution:
     """Only the keys that start with `prefix` (composing commutes with it: a key's result depends
     on that key's entries alone)."""
     return Resolution(
@@ -103,6 +103,6 @@ def restrict(resolution: Resolution, prefix: str) -> Resolution:
     )
 
 
-def layer_restrict(layer: LayerSnapshot, prefix: str) -> LayerSnapshot:
+def layer_restrict(layer: LayerSnapshot, prefix: str | tuple[str, ...]) -> LayerSnapshot:
     entries = {key: value for key, value in layer.entries.items() if key.startswith(prefix)}
     return LayerSnapshot(layer.ref, layer.version, entries, frozenset(key for key in layer.secrets if key in entries))

@@ -1,6 +1,8 @@
 """The chat page in real Chromium (Debian's package, driven by Playwright): two people chat."""
 
+import json
 import secrets
+import urllib.request
 
 import pytest
 
@@ -79,3 +81,40 @@ def test_chat_page__room_not_allowed__error_shown(bob_only_in_support, server_pr
     page.wait_for_selector("#error:has-text(\"room 'lobby' is not among this user's chat.allowed_rooms\")")
     page.wait_for_selector("#status:has-text('4403')")
     assert page.locator("#send").is_disabled()
+
+
+@pytest.fixture
+def alice_in_the_dark(people, make_layer):
+    make_layer("user:alice", {"feature.dark_mode": True, "chat.welcome_message": "Welcome back, Alice!"})
+
+
+def test_chat_page__welcome_and_dark_mode_live__long_words_wrap__over_long_refused(
+    alice_in_the_dark, server_processes, chromium, make_token
+):
+    address, _ = server_processes()
+    alice = _sign_in(chromium, f"http://{address}", "alice")
+    alice.wait_for_selector("body.dark")
+    assert alice.inner_text("#welcome") == "Welcome back, Alice!"
+    word = "x" * 150  # one unbroken word, within the 200-character limit
+    alice.fill("#text", word)
+    alice.click("#send")
+    alice.wait_for_selector(f"#messages li:has-text('{word[:20]}')")
+    wraps = alice.evaluate(
+        "() => { const m = document.getElementById('messages'); return m.scrollWidth <= m.clientWidth; }"
+    )
+    assert wraps
+    alice.fill("#text", "y" * 250)  # a paste over the limit: refused with the server's words, not cut short
+    alice.click("#send")
+    alice.wait_for_selector("#error:has-text('messages are at most 200 characters; this one has 250')")
+    assert alice.input_value("#text") == "y" * 250 and alice.locator("#messages li").count() == 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    alice.screenshot(path=SCREENSHOTS / "chat-dark-mode.png", full_page=True)
+    # Published through the server (whose process the page's socket is in: embedded, there is no Redis
+    # to carry the announcement between processes), the change reaches the page live, without a reload.
+    body = json.dumps({"base_version": 1, "set": {"feature.dark_mode": False}}).encode()
+    headers = {"Authorization": f"Bearer {make_token('config:write')}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"http://{address}/api/v1/layers/user:alice/versions", body, headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+    alice.wait_for_selector("body:not(.dark)")
+    assert alice.inner_text("#welcome") == "Welcome back, Alice!"

@@ -141,7 +141,7 @@ def _resolution(
 
 
 def contexts_resolve(
-    environment: str, service: str, usernames: Collection[str | None], prefix: str = ""
+    environment: str, service: str, usernames: Collection[str | None], prefix: str | tuple[str, ...] = ""
 ) -> tuple[Position, dict[str | None, tuple[bool, Resolution]]]:
     """Many users' resolutions (only the keys that start with `prefix`) at one position, with one
     read of the shared part and one batched read of their overlays: what a publish costs a process

@@ -11,7 +11,7 @@
     1009: "That message was too large; the connection was closed.",
     1013: "The chat is temporarily unavailable. Retrying…",
   };
-  let socket = null, room = $("room").value, retries = 0;
+  let socket = null, room = $("room").value, retries = 0, limit = 2000;
 
   function showError(text) { $("error").textContent = text; $("error").hidden = !text; }
   function setStatus(text) { $("status").textContent = text; }
@@ -56,10 +56,13 @@
         $("messages").replaceChildren(); frame.messages.forEach(render); showError(""); retries = 0; enableSending(true);
       } else if (frame.type === "message") {
         render(frame);
-      } else if (frame.type === "config") {
+      } else if (frame.type === "config") {  // at once, and live at every change of the user's configuration
         const values = frame.values;
-        $("text").maxLength = values["chat.max_message_length"] || 2000;
-        $("limits").textContent = `≤ ${values["chat.max_message_length"]} characters, ${values["chat.rate_limit_per_minute"]} messages/min`;
+        limit = values["chat.max_message_length"] || 2000;
+        $("limits").textContent = `≤ ${limit} characters, ${values["chat.rate_limit_per_minute"]} messages/min`;
+        const welcome = values["chat.welcome_message"];
+        $("welcome").textContent = welcome || ""; $("welcome").hidden = !welcome;
+        document.body.classList.toggle("dark", values["feature.dark_mode"] === true);
       } else if (frame.type === "error") {
         showError(frame.message); explained = true;
       }
@@ -78,6 +81,10 @@
     event.preventDefault();
     const text = $("text").value;
     if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
+    if (text.length > limit) {  // refused as the server would, instead of cut short without a word
+      showError(`messages are at most ${limit} characters; this one has ${text.length}`); return;
+    }
+    showError("");
     socket.send(JSON.stringify({type: "message", text}));
     $("text").value = "";
   });
