@@ -13,6 +13,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from . import crypto, selectors, services
 from .admin_editor import EntryFormSet, editor_change, editor_initial
@@ -22,6 +24,7 @@ from .envfile import EnvPlan, env_plan
 from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
 from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
 from .signin import ThrottledAdminAuthenticationForm
+from .usage import key_usage, recently
 from .validation import SECURITY_KEYS, key_problem
 
 REVEAL_PERMISSION = "config_registry.reveal_secret"
@@ -366,6 +369,7 @@ class LayerAdmin(admin.ModelAdmin):
                 if not found.settings and found.definition is None:
                     problem = f"no layer sets {key!r}, and it has no key definition"
         context = {"key": key, "found": found, "problem": problem, "history": request.GET.get("history") == "on"}
+        context["usage"] = key_usage().get(key) if found else None
         context["title"] = f"Key search: {key}" if key else "Key search"
         if found:
             pks = {layer.ref: layer.pk for layer in Layer.objects.all()}
@@ -580,12 +584,38 @@ class KeyDefinitionForm(forms.ModelForm):
         pass  # an existing key is replaced by the service, not refused
 
 
+class ReadRecentlyFilter(admin.SimpleListFilter):
+    title = "read in the last 30 days"
+    parameter_name = "read_in_30_days"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "Never read in 30 days")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        read = set(key_usage(since=recently(30)))
+        return queryset.filter(key__in=read) if self.value() == "yes" else queryset.exclude(key__in=read)
+
+
 @admin.register(KeyDefinition)
 class KeyDefinitionAdmin(admin.ModelAdmin):
     form = KeyDefinitionForm
     list_display = ["key", "secret", "has_default", "description", "updated_by", "updated_at"]
-    list_filter = ["secret"]
+    list_filter = ["secret", ReadRecentlyFilter]
     search_fields = ["key", "description"]
+
+    def get_list_display(self, request):
+        uses = key_usage()  # once per page: every counted context's keys
+
+        @admin.display(description="last read")
+        def last_read(definition):
+            use = uses.get(definition.key)
+            if use is None:
+                return "never (since counting began)"
+            return f"{date_format(localtime(use.last_read_at), 'DATETIME_FORMAT')} by {', '.join(sorted(use.tokens))}"
+
+        return [*self.list_display, last_read]
 
     def get_readonly_fields(self, request, obj=None):
         return ["key"] if obj else []
@@ -619,7 +649,23 @@ class TokenCreateForm(forms.Form):
 
 @admin.register(ServiceToken)
 class ServiceTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "scopes", "environments", "services", "expires_at", "revoked_at", "last_used_at"]
+    list_display = [
+        "name", "prefix", "scopes", "environments", "services", "expires_at", "revoked_at", "last_used_at", "reads",
+    ]  # fmt: skip
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("usage")
+
+    @admin.display(description="reads (times, last)")
+    def reads(self, token):
+        rows = sorted(token.usage.all(), key=lambda row: row.last_served_at, reverse=True)
+        shown = [
+            f"{row.environment}/{row.service}{'/' + row.user if row.user else ''} ({row.served:,}, "
+            f"{date_format(localtime(row.last_served_at), 'SHORT_DATETIME_FORMAT')})"
+            for row in rows[:3]
+        ]
+        return "; ".join(shown) + (f"; … {len(rows) - 3} more" if len(rows) > 3 else "") if rows else "—"
+
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = [

@@ -19,6 +19,7 @@ from .metrics import WATCH_SOCKETS
 from .models import Scope, ServiceToken
 from .selectors import ResolvedConfig, TokenRejected, config_resolve, context_of, masked, token_authenticate
 from .services import config_reveal
+from .usage import USAGE
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class ConfigWatchConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("config watch refused with 1013: %s", error)
             return await self._refuse(CLOSE_TRY_AGAIN, "unavailable", "live updates are unavailable; retry")
         self._expiry_watch()
+        if USAGE.served(self.token.pk, environment, service, query.get("user"), flush=False):
+            await db_call(USAGE.flush)()
         await self._push()
 
     def _expiry_watch(self) -> None:

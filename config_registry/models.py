@@ -388,3 +388,25 @@ class RevisionMark(models.Model):
 
     def __str__(self) -> str:
         return f"revision {self.revision} at {self.at.isoformat()}"
+
+
+class ContextUsage(models.Model):
+    """How often, and when last, a token was served one context's configuration: counted in each
+    process and written about once a minute (config_registry.usage), never once per request. Which
+    keys a context serves is its resolution: per-key usage is derived from these rows."""
+
+    token = models.ForeignKey(ServiceToken, on_delete=models.CASCADE, related_name="usage")
+    environment = models.CharField(max_length=150)
+    service = models.CharField(max_length=150)
+    user = models.CharField(max_length=150, blank=True, help_text="Empty: the service's own view.")
+    served = models.BigIntegerField(default=0)
+    last_served_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token", "environment", "service", "user"], name="usage_unique_context")
+        ]
+        indexes = [models.Index(fields=["last_served_at"], name="usage_last_served")]
+
+    def __str__(self) -> str:
+        return f"{self.token.name}: {self.environment}/{self.service}" + (f"/{self.user}" if self.user else "")

@@ -261,6 +261,9 @@ if DEBUG:
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/min")
 
+# Usage counters (which token reads which context): each process writes its counts at most this often.
+USAGE_FLUSH_SECONDS = env.float("USAGE_FLUSH_SECONDS", default=60.0)
+
 # Prometheus: /metrics answers a token with metrics:read, or these addresses without one (e.g. the scraper's,
 # when it reaches the server directly: behind a proxy every request comes from the proxy's address).
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=[])

@@ -257,10 +257,17 @@ class KeySettingSerializer(serializers.Serializer):
     overridden_by = serializers.ListField(child=serializers.CharField(), help_text="higher layers setting it too")
 
 
+class KeyUsageSerializer(serializers.Serializer):
+    last_read_at = serializers.DateTimeField()
+    served = serializers.IntegerField(help_text="answers holding the key (approximate, written each minute)")
+    tokens = serializers.ListField(child=serializers.CharField())
+
+
 class KeyFoundSerializer(serializers.Serializer):
     key = serializers.CharField()
     definition = KeyDefinitionShownSerializer(allow_null=True)
     layers = KeySettingSerializer(many=True)
+    usage = KeyUsageSerializer(allow_null=True, help_text="null: never counted, or a token with limits")
 
 
 class CompareQuerySerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from ..diff import diff_as_dict
 from ..exceptions import InvalidInput, NotFound
 from ..models import AuditEvent, Layer, Scope
 from ..selectors import layer_get
+from ..usage import USAGE, key_usage
 from ..validation import key_problem
 from . import serializers as s
 from .authentication import ServiceTokenAuthentication, request_actor
@@ -101,6 +102,7 @@ class ResolveView(TokenView):
             etag, body = selectors.resolve_answer(
                 **context, explain=query["explain"], position=request.user.position, revision=revision
             )
+        USAGE.served(request.auth.pk, query["environment"], query["service"], query.get("user"))
         headers = {"ETag": etag}
         if revision is not None:  # what a revision resolved to never changes
             headers["Cache-Control"] = "private, max-age=31536000, immutable"
@@ -349,7 +351,11 @@ class KeyView(TokenView):
         )
         if not found.settings and found.definition is None:
             raise NotFound(f"no layer the token reaches sets {key!r}, and it has no key definition")
-        return Response(found.as_dict())
+        answer = found.as_dict()
+        limited = request.auth.environments or request.auth.services  # usage spans every context: not for them
+        use = None if limited else key_usage().get(key)
+        answer["usage"] = use and {"last_read_at": use.last_read_at, "served": use.served, "tokens": sorted(use.tokens)}
+        return Response(answer)
 
 
 class CompareView(TokenView):

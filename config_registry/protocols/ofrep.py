@@ -23,6 +23,7 @@ from ..exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnava
 from ..memory import PositionMemo
 from ..models import Level, Scope
 from ..selectors import ResolvedConfig
+from ..usage import USAGE
 from ..validation import parse_layer_ref
 from .negotiation import ProtocolForm
 
@@ -86,6 +87,7 @@ class OfrepView(APIView):
         refusal = context_refusal(token, environment=environment, service=service)
         if refusal:
             raise OfrepError(403, "GENERAL", refusal)
+        USAGE.served(token.pk, environment, service, user)
         return selectors.config_view(
             environment=environment, service=service, user=user or None, position=request.user.position
         )

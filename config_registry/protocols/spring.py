@@ -27,6 +27,7 @@ from ..api.permissions import context_refusal
 from ..exceptions import CacheUnavailable, InvalidInput, NotFound, RegistryUnavailable
 from ..memory import PositionMemo
 from ..models import Scope
+from ..usage import USAGE
 from .negotiation import ProtocolForm
 
 NOW_LABELS = {None, "", "main", "master", "latest"}
@@ -178,6 +179,7 @@ class SpringView(APIView):
         refusal = context_refusal(request.auth, environment=profile, service=application)
         if refusal:
             raise SpringError(403, refusal)
+        USAGE.served(request.auth.pk, profile, application, None)
         return revision
 
     def handle_exception(self, exc):

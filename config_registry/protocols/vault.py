@@ -32,6 +32,7 @@ from ..exceptions import (
 )
 from ..memory import PositionMemo
 from ..models import Layer, Level, Scope
+from ..usage import USAGE
 from .negotiation import ProtocolForm
 
 VERSION = f"{__version__}+config-registry"
@@ -341,6 +342,7 @@ class ConfigDataView(VaultView):
             revision = int(raw)
         context = {"environment": environment, "service": service, "user": user}
         resolved = selectors.config_view(**context, position=request.user.position, revision=revision)
+        USAGE.served(request.auth.pk, environment, service, user)
         if not resolved.secrets:
             view = (environment, service, user, resolved.revision)
             data = VIEWS.get(request.user.position, view)
