@@ -5,6 +5,8 @@ version_publish. History, diffs, rollback (after a confirmation), preview as a u
 one secret at a time (with the reveal permission, audited) hang off the layer's page.
 """
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -14,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.timezone import localtime
 
 from . import crypto, selectors, services
@@ -25,7 +28,7 @@ from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecry
 from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
 from .signin import ThrottledAdminAuthenticationForm
 from .usage import key_usage, recently
-from .validation import SECURITY_KEYS, key_problem
+from .validation import SECURITY_KEYS, key_problem, parse_layer_ref
 
 REVEAL_PERMISSION = "config_registry.reveal_secret"
 SECURITY_PERMISSION = "config_registry.change_security_config"
@@ -37,6 +40,7 @@ SCOPE_PERMISSIONS = {
     Scope.AUDIT_READ: "config_registry.view_auditevent",
     Scope.CHAT_TICKET: "config_registry.grant_chat_ticket",
     Scope.SECURITY_WRITE: SECURITY_PERMISSION,
+    Scope.METRICS_READ: "config_registry.view_layer",  # counts and timings, no configuration
 }
 
 
@@ -72,6 +76,7 @@ class LayerCreateForm(forms.ModelForm):
     class Meta:
         model = Layer
         fields = ["description", "priority"]
+        help_texts = {"priority": "Group layers only (ignored for the others): the highest priority wins."}
 
 
 @admin.register(Layer)
@@ -92,6 +97,9 @@ class LayerAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         return LayerCreateForm if obj is None else super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["ref", "description", "priority"] if obj is None else super().get_fields(request, obj)
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -206,6 +214,7 @@ class LayerAdmin(admin.ModelAdmin):
         except PermissionRefused as error:
             context["problem"] = str(error)
             return self._editor(request, layer, formset, context)
+        self.log_change(request, layer, f"Published version {version.number}: {version.comment or 'no comment'}")
         self.message_user(request, f"Published {layer.ref} version {version.number}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
 
@@ -221,6 +230,7 @@ class LayerAdmin(admin.ModelAdmin):
                 priority=priority,
                 actor=admin_actor(request),
             )
+            self.log_change(request, layer, "Changed the description or priority")
             self.message_user(request, f"Saved the details of {layer.ref}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
 
@@ -276,6 +286,7 @@ class LayerAdmin(admin.ModelAdmin):
             except (VersionConflict, InvalidInput, NotFound, PermissionRefused) as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
+                self.log_change(request, layer, f"Rolled back to version {number} as version {version.number}")
                 self.message_user(
                     request,
                     f"Rolled {layer.ref} back to version {number}: published version {version.number}.",
@@ -337,6 +348,7 @@ class LayerAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Nothing imported: {error}", messages.ERROR)
                 form = EnvUploadForm()
             else:
+                self.log_change(request, layer, f"Imported a .env file as version {version.number}")
                 self.message_user(request, f"Imported into {layer.ref}: version {version.number}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
         elif request.method == "POST" and form.is_valid():
@@ -422,6 +434,17 @@ class LayerAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request, layer):
             raise PermissionDenied
         return layer
+
+
+def _layer_pks(refs) -> list[int]:
+    found = []
+    for ref in refs:
+        try:
+            level, name = parse_layer_ref(ref)
+        except InvalidInput:
+            continue
+        found += Layer.objects.filter(level=level, name=name).values_list("pk", flat=True)
+    return found
 
 
 def _side(text: str):
@@ -650,8 +673,18 @@ class TokenCreateForm(forms.Form):
 @admin.register(ServiceToken)
 class ServiceTokenAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "prefix", "scopes", "environments", "services", "expires_at", "revoked_at", "last_used_at", "reads",
+        "name", "prefix", "scope_list", "limits", "expires_at", "revoked_at", "last_used_at", "reads",
     ]  # fmt: skip
+
+    @admin.display(description="scopes")
+    def scope_list(self, token):
+        return ", ".join(token.scopes)
+
+    @admin.display(description="limited to")
+    def limits(self, token):
+        shown = [f"environments {', '.join(token.environments)}"] if token.environments else []
+        shown += [f"services {', '.join(token.services)}"] if token.services else []
+        return "; ".join(shown) or "no limits"
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("usage")
@@ -709,6 +742,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
             except PermissionRefused as error:
                 form.add_error("scopes", str(error))
             else:
+                self.log_addition(request, token, f"Created with the scopes {', '.join(token.scopes)}")
                 response = TemplateResponse(
                     request,
                     "admin/config_registry/token_created.html",
@@ -737,18 +771,35 @@ class ServiceTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         for token in queryset:
             services.token_revoke(token=token, actor=admin_actor(request))
+            self.log_change(request, token, "Revoked")
         self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["seq", "at", "actor", "action", "target", "source"]
+    list_display = ["seq", "at", "actor", "action", "target_link", "source"]
     list_filter = ["action", "actor", "at"]
     search_fields = ["actor", "target", "action"]
     date_hierarchy = "at"
 
     def get_fields(self, request, obj=None):
-        return ["seq", "at", "actor", "action", "target", "source", "changes", "prev_hash", "hash"]
+        return ["seq", "at", "actor", "action", "target_link", "source", "changes_shown", "prev_hash", "hash"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description="target", ordering="target")
+    def target_link(self, event):
+        """A layer's events link to its page (layer events name its ref)."""
+        ref = event.target
+        layer = Layer.objects.filter(pk__in=_layer_pks([ref])).first() if ref else None
+        if layer is None:
+            return ref
+        return format_html('<a href="{}">{}</a>', reverse("admin:config_registry_layer_change", args=[layer.pk]), ref)
+
+    @admin.display(description="changes")
+    def changes_shown(self, event):
+        return format_html('<pre class="audit-changes">{}</pre>', json.dumps(event.changes, indent=2, sort_keys=True))
 
     def view_on_site(self, obj):
         return None

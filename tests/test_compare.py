@@ -57,6 +57,8 @@ def test_compare__two_users_and_two_layers(api, registry, make_token):
 def test_compare__bad_queries_and_limits(api, registry, make_token):
     token = make_token("config:read")
     assert _compare(api, token, left="production/chat").status_code == 400
+    mixed = {"left": "production/chat", "left_layer": "global", "right_layer": "environment:staging"}
+    assert _compare(api, token, **mixed).status_code == 400
     assert _compare(api, token, left="production", right="staging/chat").status_code == 400
     assert _compare(api, token, left="production/chat/nobody", right="staging/chat").status_code == 404
     assert _compare(api, token, left_layer="environment:nowhere", right_layer="global").status_code == 404

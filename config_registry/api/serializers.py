@@ -277,8 +277,9 @@ class CompareQuerySerializer(serializers.Serializer):
     right_layer = serializers.CharField(required=False, help_text="or a layer ref, e.g. environment:staging")
 
     def validate(self, data):
-        contexts, layers = {"left", "right"} <= data.keys(), {"left_layer", "right_layer"} <= data.keys()
-        if contexts == layers:
+        contexts = {"left", "right"} <= data.keys() and not data.keys() & {"left_layer", "right_layer"}
+        layers = {"left_layer", "right_layer"} <= data.keys() and not data.keys() & {"left", "right"}
+        if contexts == layers:  # neither pair whole, or parts of both
             raise serializers.ValidationError(
                 "give two contexts (left=production/chat&right=staging/chat[/user]) or two layers "
                 "(left_layer=…&right_layer=…)"
