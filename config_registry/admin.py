@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from . import crypto, selectors, services
@@ -166,6 +166,7 @@ class LayerAdmin(admin.ModelAdmin):
         entries, secrets = selectors.version_entries(layer, base)
         definitions = {d.key: d for d in KeyDefinition.objects.filter(key__in=list(entries))}
         context = {"base_version": base, "comment": request.POST.get("comment", ""), "definitions": definitions}
+        context["inherited"] = selectors.inherited_values(layer)  # what each key is without this layer
         if request.method != "POST":
             formset = EntryFormSet(initial=editor_initial(entries, secrets))
             return self._editor(request, layer, formset, context)
@@ -541,7 +542,25 @@ class LayerVersionAdmin(ReadOnlyAdmin):
     exclude = []
 
     def get_fields(self, request, obj=None):
-        return ["layer", "number", "revision", "author", "created_at", "comment", "rolled_back_from"]
+        fields = ["layer", "number", "revision", "author", "created_at", "comment", "rolled_back_from"]
+        return [*fields, "entries_shown"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description="entries")
+    def entries_shown(self, version):
+        """The version's complete entry set, secrets masked."""
+        entries, secrets = selectors.version_entries(version.layer, version.number)
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            (
+                (key, "secret" if key in secrets else json.dumps(entries[key], ensure_ascii=False))
+                for key in sorted(entries)
+            ),
+        )
+        return format_html('<table class="registry-entries"><tbody>{}</tbody></table>', rows) if entries else "none"
 
 
 class KeyDefinitionForm(forms.ModelForm):

@@ -105,7 +105,8 @@ def _json(text: str, key: str, change: EditorChange) -> Any:
     try:
         return json.loads(text)
     except ValueError as error:
-        change.errors[key] = f"not valid JSON ({error.msg}); write strings in double quotes"
+        as_text = json.dumps(text.strip(), ensure_ascii=False)
+        change.errors[key] = f"not valid JSON ({error.msg}): as a string, write it in double quotes: {as_text}"
         return None
 
 

@@ -67,3 +67,48 @@ def test_admin_in_chromium__edit_publish_diff_rollback(admin_user, server_proces
     layer.refresh_from_db()
     assert layer.current_version == 3 == Layer.objects.get(pk=layer.pk).current_version
     assert version_states(layer, 3) == version_states(layer, 1)
+
+
+def test_admin_in_chromium__operator_pages(admin_user, server_processes, chromium, make_layer, make_token):
+    make_layer("global", {"chat.rate_limit_per_minute": 20, "chat.welcome_message": "Hi"})
+    make_token("config:read", "metrics:read", environments=["production"], name="prometheus")
+    address, _ = server_processes()
+    layer = admin_user
+    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(f"http://{address}/admin/login/?next=/admin/config_registry/layer/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "admin-layer-list.png", full_page=True)
+    refs = page.locator("#result_list tbody tr th").all_inner_texts()
+    assert refs == ["global", "environment:production"]  # resolution order
+
+    page.goto(f"http://{address}/admin/config_registry/layer/{layer.pk}/change/")
+    page.wait_for_selector("#layer-editor")
+    assert "global@1" in page.inner_text("tr:has(code:text-is('chat.rate_limit_per_minute')) td.inherited")
+    before = page.locator("#layer-editor tr.new").count()
+    page.click("#add-row")
+    page.click("#add-row")
+    assert page.locator("#layer-editor tr.new").count() == before + 2
+    page.locator("tr.new input[name$='-key']").last.fill("feature.search")
+    page.locator("tr.new textarea").last.fill("true")
+    page.click("input[name=_preview]")
+    page.wait_for_selector(".impact")
+    assert "feature.search" in page.inner_text(".impact")
+    page.screenshot(path=SCREENSHOTS / "admin-editor-inherited.png", full_page=True)
+
+    page.goto(f"http://{address}/admin/config_registry/layer/keys/?key=chat.rate_limit_per_minute")
+    page.wait_for_selector("#key-settings")
+    page.screenshot(path=SCREENSHOTS / "admin-key-search.png", full_page=True)
+    page.goto(f"http://{address}/admin/config_registry/layer/compare/?left=global&right=environment:production")
+    page.wait_for_selector("#compared")
+    assert "chat.rate_limit_per_minute" in page.inner_text("#compared")
+    page.screenshot(path=SCREENSHOTS / "admin-compare.png", full_page=True)
+    page.goto(f"http://{address}/admin/config_registry/servicetoken/")
+    page.wait_for_selector("#result_list")
+    assert "config:read, metrics:read" in page.inner_text("#result_list")
+    page.screenshot(path=SCREENSHOTS / "admin-token-list.png", full_page=True)
+    page.goto(f"http://{address}/admin/config_registry/servicetoken/add/")
+    page.screenshot(path=SCREENSHOTS / "admin-token-add.png", full_page=True)

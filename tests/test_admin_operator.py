@@ -40,3 +40,32 @@ def test_token_list_and_audit__readable(admin_client, make_layer, make_token):
     page = admin_client.get(f"/admin/config_registry/auditevent/{event.pk}/change/").content.decode()
     assert f'href="/admin/config_registry/layer/{layer.pk}/change/"' in page
     assert '<pre class="audit-changes">' in page
+
+
+def test_editor__inherited_values_and_a_bare_word_answered_with_its_quoted_form(admin_client, make_layer, actor):
+    from config_registry.services import key_definition_save
+
+    make_layer("global", {"chat.max": 3, "db.password": "g"}, secrets=["db.password"])
+    layer = make_layer("environment:staging", {"chat.max": 5, "chat.title": "Lobby", "db.password": "s"},
+                       secrets=["db.password"])  # fmt: skip
+    key_definition_save(key="chat.title", default="Chat", actor=actor)
+    page = admin_client.get(f"/admin/config_registry/layer/{layer.pk}/change/").content.decode()
+    assert "without this layer" in page and "<code>3</code> <small>global@1</small>" in page
+    assert "<code>&quot;Chat&quot;</code> <small>default</small>" in page and "Add another key" in page
+    assert '"g"' not in page and "&quot;g&quot;" not in page  # the secret below stays masked
+    form = {
+        "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "0", "form-MIN_NUM_FORMS": "0", "form-MAX_NUM_FORMS": "1000",
+        "form-0-key": "chat.theme", "form-0-value": "blue", "base_version": "1",
+    }  # fmt: skip
+    answer = admin_client.post(f"/admin/config_registry/layer/{layer.pk}/change/", form).content.decode()
+    assert "as a string, write it in double quotes: &quot;blue&quot;" in answer
+
+
+def test_version_page__shows_its_entries_secrets_masked(admin_client, make_layer):
+    from config_registry.models import LayerVersion
+
+    layer = make_layer("environment:staging", {"chat.max": 5, "db.password": "hunter2"}, secrets=["db.password"])
+    version = LayerVersion.objects.get(layer=layer, number=1)
+    page = admin_client.get(f"/admin/config_registry/layerversion/{version.pk}/change/").content.decode()
+    assert "<code>chat.max</code></td><td><code>5</code>" in page and "<code>secret</code>" in page
+    assert "hunter2" not in page

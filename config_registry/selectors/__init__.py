@@ -34,6 +34,7 @@ from .tokens import TOKENS, TokenRejected, token_authenticate
 from .versions import (
     context_warnings,
     env_import_diff,
+    inherited_values,
     known_keys,
     layer_get,
     layer_reach,
@@ -52,6 +53,7 @@ __all__ = [
     "context_warnings",
     "env_import_diff",
     "known_keys",
+    "inherited_values",
     "ANSWERS",
     "TOKENS",
     "Position",

@@ -2,6 +2,7 @@
 
 import difflib
 from collections.abc import Collection
+from typing import Any
 
 from django.contrib.auth import get_user_model
 
@@ -120,3 +121,18 @@ def context_warnings(environment: str, service: str, position) -> list[str]:
                 f"known {label}s: {', '.join(names) or 'none'}"
             )
     return warnings
+
+
+def inherited_values(layer: Layer) -> dict[str, tuple[Any, str]]:
+    """What each key resolves to without `layer`, from what lies below it wherever it applies: the global
+    layer (below every other layer) and the keys' defaults; secrets masked. (An environment's values lie
+    below a service's too, but they differ from one environment to the next.)"""
+    inherited: dict[str, tuple[Any, str]] = {}
+    for definition in KeyDefinition.objects.filter(has_default=True):
+        inherited[definition.key] = (MASK if definition.secret else definition.default, "default")
+    if layer.level != Level.GLOBAL:
+        base = Layer.objects.filter(level=Level.GLOBAL).first()
+        if base is not None and base.current_version:
+            entries, _ = version_entries(base, base.current_version)
+            inherited.update({key: (value, f"global@{base.current_version}") for key, value in entries.items()})
+    return inherited

@@ -11,3 +11,9 @@ register = template.Library()
 def as_json(value) -> str:
     """A configuration value as a client sees it: JSON (true, null, "text"), not Python's repr."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@register.filter
+def get_item(mapping, key):
+    """mapping[key] in a template (None when absent)."""
+    return mapping.get(key) if mapping else None
