@@ -686,7 +686,11 @@ class TokenCreateForm(forms.Form):
     scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
     environments = forms.CharField(required=False, help_text="comma-separated; empty: all")
     services = forms.CharField(required=False, help_text="comma-separated; empty: all")
-    expires_at = forms.DateTimeField(required=False, help_text="empty: never")
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="in the server's time zone; empty: never",
+    )
 
 
 @admin.register(ServiceToken)
@@ -771,6 +775,9 @@ class ServiceTokenAdmin(admin.ModelAdmin):
                         "token": token,
                         "raw": raw,
                         "title": f"Token {token.name} created",
+                        "base_url": request.build_absolute_uri("/").rstrip("/"),
+                        "example_environment": (token.environments or ["production"])[0],
+                        "example_service": (token.services or ["chat"])[0],
                     },
                 )
                 response["Cache-Control"] = "no-store"

@@ -69,3 +69,16 @@ def test_version_page__shows_its_entries_secrets_masked(admin_client, make_layer
     page = admin_client.get(f"/admin/config_registry/layerversion/{version.pk}/change/").content.decode()
     assert "<code>chat.max</code></td><td><code>5</code>" in page and "<code>secret</code>" in page
     assert "hunter2" not in page
+
+
+def test_token_pages__a_date_picker_and_a_created_page_that_says_how_to_use_it(admin_client):
+    form = admin_client.get("/admin/config_registry/servicetoken/add/").content.decode()
+    assert 'type="datetime-local"' in form and 'class="module aligned"' in form
+    created = admin_client.post(
+        "/admin/config_registry/servicetoken/add/",
+        {"name": "deploy", "scopes": ["config:read"], "environments": "staging", "expires_at": "2030-01-31T12:00"},
+    )
+    page = created.content.decode()
+    assert created.status_code == 200 and "environments staging" in page
+    assert "Authorization: Bearer $TOKEN" in page and "environment=staging" in page
+    assert "Jan. 31, 2030" in page
