@@ -10,11 +10,12 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
@@ -81,7 +82,7 @@ class LayerCreateForm(forms.ModelForm):
 
 @admin.register(Layer)
 class LayerAdmin(admin.ModelAdmin):
-    list_display = ["ref_link", "level", "current_version", "updated_by", "updated_at", "description"]
+    list_display = ["ref_link", "description", "current_version", "updated_by", "updated_at"]  # the ref names the level
     list_filter = ["level"]
     search_fields = ["name", "description", "updated_by"]
 
@@ -693,6 +694,25 @@ class TokenCreateForm(forms.Form):
     )
 
 
+class TokenStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        live = Q(revoked_at__isnull=True)
+        if self.value() == "active":
+            return queryset.filter(live & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
+        if self.value() == "expired":
+            return queryset.filter(live, expires_at__lte=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
 @admin.register(ServiceToken)
 class ServiceTokenAdmin(admin.ModelAdmin):
     list_display = [
@@ -722,7 +742,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
         ]
         return "; ".join(shown) + (f"; … {len(rows) - 3} more" if len(rows) > 3 else "") if rows else "—"
 
-    list_filter = ["revoked_at"]
+    list_filter = [TokenStateFilter, "expires_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = [
         "name",

@@ -82,3 +82,20 @@ def test_token_pages__a_date_picker_and_a_created_page_that_says_how_to_use_it(a
     assert created.status_code == 200 and "environments staging" in page
     assert "Authorization: Bearer $TOKEN" in page and "environment=staging" in page
     assert "Jan. 31, 2030" in page
+
+
+def test_token_list__filtered_by_state(admin_client, make_token):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config_registry.models import ServiceToken
+
+    for name in ("live", "old", "gone"):
+        make_token("config:read", name=name)
+    ServiceToken.objects.filter(name="old").update(expires_at=timezone.now() - timedelta(days=1))
+    ServiceToken.objects.filter(name="gone").update(revoked_at=timezone.now())
+    for state, shown in (("active", "live"), ("expired", "old"), ("revoked", "gone")):
+        page = admin_client.get("/admin/config_registry/servicetoken/", {"state": state}).content.decode()
+        names = {name for name in ("live", "old", "gone") if f">{name}<" in page}
+        assert names == {shown}, (state, names)
