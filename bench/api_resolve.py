@@ -84,6 +84,35 @@ print(raw)
 @contextmanager
 def serving(command: list[str], env: dict[str, str], log: Path):
     """Start a server on a pre-bound free port (requests queue until it accepts); stop it after."""
+    with serving_process(command, env, log) as (url, _):
+        yield url
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))  # parent → children
+    todo, total = [pid], 0.0
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        total += ticks / os.sysconf("SC_CLK_TCK")
+        todo += children.get(current, [])
+    return total
+
+
+@contextmanager
+def serving_process(command: list[str], env: dict[str, str], log: Path):
+    """As serving(), yielding (url, the server's process)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
@@ -99,7 +128,7 @@ def serving(command: list[str], env: dict[str, str], log: Path):
         )
     sock.close()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -242,34 +271,43 @@ def main() -> None:
             if args.only not in serving_name:
                 continue
             log = Path(workdir) / "server.log"
-            with serving(command, env, log) as base:
+            with serving_process(command, env, log) as (base, process):
                 wrk(base + ENDPOINTS["warm resolve (6 layers, 200 keys, 2 groups)"], token, 2, 4, log)  # warm up
+
+                def measured(path: str) -> dict[str, float]:
+                    """wrk's figures, and the server's own CPU per request (wrk shares this host's cores)."""
+                    before = tree_cpu_seconds(process.pid)
+                    result = wrk(base + path, token, args.seconds, args.connections, log)
+                    spent = tree_cpu_seconds(process.pid) - before
+                    return {**result, "cpu_us": spent / (result["rps"] * args.seconds) * 1e6}
+
                 # Rounds of every endpoint in turn: this machine's throughput drifts by half from one
                 # ten seconds to the next, so each ratio compares endpoints measured side by side.
-                rounds = [
-                    {
-                        name: wrk(base + path, token, args.seconds, args.connections, log)
-                        for name, path in ENDPOINTS.items()
-                    }
-                    for _ in range(args.rounds)
-                ]
+                rounds = [{name: measured(path) for name, path in ENDPOINTS.items()} for _ in range(args.rounds)]
             results = {
-                name: {key: statistics.median(run[name][key] for run in rounds) for key in ("rps", "p50", "p99")}
+                name: {
+                    key: statistics.median(run[name][key] for run in rounds) for key in ("rps", "p50", "p99", "cpu_us")
+                }
                 for name in ENDPOINTS
             }
             bare = results["bare DRF endpoint"]["rps"]
             print(f"\n{serving_name} (medians of {args.rounds} rounds)")
-            print(f"  {'endpoint':46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8}")
+            print(
+                f"  {'endpoint':46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8} {'server CPU µs/req':>18}"
+            )
             for name, result in results.items():
                 print(
                     f"  {name:46} {result['rps']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f} "
-                    f"{result['rps'] / bare:8.2f}"
+                    f"{result['rps'] / bare:8.2f} {result['cpu_us']:18.0f}"
                 )
             ratios = [run[RESOLVE]["rps"] / run["bare DRF endpoint"]["rps"] for run in rounds]
             versus = [run[RESOLVE]["rps"] / run["django-constance, 50 settings"]["rps"] for run in rounds]
+            costs = [run["bare DRF endpoint"]["cpu_us"] / run[RESOLVE]["cpu_us"] for run in rounds]
             print(
                 f"  resolve / bare = {statistics.median(ratios):.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
-                f"target ≥ 0.85); resolve / constance = {statistics.median(versus):.1f}× (target ≥ 10×)"
+                f"target ≥ 0.85); resolve / constance = {statistics.median(versus):.1f}× (target ≥ 10×)\n"
+                f"  by the server's CPU per request, resolve / bare = {statistics.median(costs):.2f} "
+                f"(rounds {', '.join(f'{c:.2f}' for c in costs)})"
             )
 
 
