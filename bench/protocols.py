@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api_resolve import SERVINGS, prepare_environment, serving, wrk  # noqa: E402
+from bench.api_resolve import SERVINGS, prepare_environment, serving_process, tree_cpu_seconds, wrk  # noqa: E402
 
 SEED = """
 import django; django.setup()
@@ -74,23 +74,31 @@ def main() -> None:
         name = "gunicorn gthread, 2 workers x 16 threads (WSGI; make serve-prod, project/gunicorn.conf.py)"
         log = Path(workdir) / "server.log"
         print(f"database: {env['DATABASE_URL'].split('://')[0]}, redis: {'yes' if env.get('REDIS_URL') else 'no'}")
-        with serving(SERVINGS[name], env, log) as base:
+        with serving_process(SERVINGS[name], env, log) as (base, process):
             for path, headers, script in endpoints.values():
                 wrk(base + path, token, 2, 4, log, headers, script)  # warm up
-            rounds = [
-                {
-                    label: wrk(base + path, token, args.seconds, args.connections, log, headers, script)
-                    for label, (path, headers, script) in endpoints.items()
+
+            def measured(path: str, headers: tuple, script: str) -> dict[str, float]:
+                before = tree_cpu_seconds(process.pid)  # the server's own CPU: wrk shares the host's cores
+                result = wrk(base + path, token, args.seconds, args.connections, log, headers, script)
+                return {
+                    **result,
+                    "cpu_us": (tree_cpu_seconds(process.pid) - before) / (result["rps"] * args.seconds) * 1e6,
                 }
+
+            rounds = [
+                {label: measured(path, headers, script) for label, (path, headers, script) in endpoints.items()}
                 for _ in range(args.rounds)
             ]
         print(f"\n{name} (medians of {args.rounds} rounds)")
         for label in endpoints:
             rates = [run[label]["rps"] for run in rounds]
             ratios = [run[label]["rps"] / run[NATIVE]["rps"] for run in rounds]
+            costs = [run[NATIVE]["cpu_us"] / run[label]["cpu_us"] for run in rounds]
             print(
                 f"  {label:48} {statistics.median(rates):8.0f} req/s  of native {statistics.median(ratios):.2f} "
-                f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}; target ≥ 0.8)"
+                f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}; target ≥ 0.8); by server CPU per request "
+                f"{statistics.median(costs):.2f} ({statistics.median(run[label]['cpu_us'] for run in rounds):.0f} µs)"
             )
 
 
