@@ -24,15 +24,21 @@ def admin_user(settings, make_layer):
     )
 
 
-def test_admin_in_chromium__edit_publish_diff_rollback(admin_user, server_processes, chromium):
-    address, _ = server_processes()
-    layer = admin_user
-    page = chromium.new_page(viewport={"width": 1200, "height": 800})
-    page.goto(f"http://{address}/admin/login/?next=/admin/config_registry/layer/{layer.pk}/change/")
+def _signed_in(chromium, address: str, next_path: str, ready: str, width: int = 1200, height: int = 800):
+    """A page of the admin signed in as root, at `next_path` once `ready` shows."""
+    page = chromium.new_page(viewport={"width": width, "height": height})
+    page.goto(f"http://{address}/admin/login/?next={next_path}")
     page.fill("#id_username", "root")
     page.fill("#id_password", "pw-root")
     page.click("input[type=submit]")
-    page.wait_for_selector("#layer-editor")
+    page.wait_for_selector(ready)
+    return page
+
+
+def test_admin_in_chromium__edit_publish_diff_rollback(admin_user, server_processes, chromium):
+    address, _ = server_processes()
+    layer = admin_user
+    page = _signed_in(chromium, address, f"/admin/config_registry/layer/{layer.pk}/change/", "#layer-editor")
     assert "hunter2-secret" not in page.content()
 
     rate = page.locator("tr:has(code:text-is('chat.rate_limit_per_minute')) textarea")
@@ -74,12 +80,7 @@ def test_admin_in_chromium__operator_pages(admin_user, server_processes, chromiu
     make_token("config:read", "metrics:read", environments=["production"], name="prometheus")
     address, _ = server_processes()
     layer = admin_user
-    page = chromium.new_page(viewport={"width": 1280, "height": 860})
-    page.goto(f"http://{address}/admin/login/?next=/admin/config_registry/layer/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#result_list")
+    page = _signed_in(chromium, address, "/admin/config_registry/layer/", "#result_list", width=1280, height=860)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "admin-layer-list.png", full_page=True)
     refs = page.locator("#result_list tbody tr th").all_inner_texts()
