@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -113,6 +114,9 @@ def tree_cpu_seconds(pid: int) -> float:
 @contextmanager
 def serving_process(command: list[str], env: dict[str, str], log: Path):
     """As serving(), yielding (url, the server's process)."""
+    if any("{port}" in part for part in command):
+        yield from _serving_on_a_port(command, env, log)
+        return
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
@@ -127,6 +131,33 @@ def serving_process(command: list[str], env: dict[str, str], log: Path):
             stderr=output,
         )
     sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _serving_on_a_port(command: list[str], env: dict[str, str], log: Path):
+    """A server that binds its own listeners (gunicorn's reuse_port: one socket per worker, which the
+    kernel balances connections across): on a free port, once it accepts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in command], cwd=ROOT, env=env, stdout=output, stderr=output
+        )
+    deadline = time.monotonic() + 60
+    while True:  # polling is fine in a benchmark (never in a test): the workers bind when they have booted
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.terminate()
+                sys.exit(f"the server did not listen on {port}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}", process
     finally:
@@ -243,6 +274,10 @@ SERVINGS = {
         "warning",
     ],
 }
+SERVINGS["gunicorn gthread, 2 workers x 16 threads, reuse_port (a socket per worker)"] = [
+    sys.executable, "-m", "gunicorn", "bench.wsgi:application", "-c", "project/gunicorn.conf.py",
+    "--bind", "127.0.0.1:{port}", "--reuse-port", "--workers", "2", "--threads", "16", "--log-level", "warning",
+]  # fmt: skip
 RESOLVE = "warm resolve (6 layers, 200 keys, 2 groups)"
 ENDPOINTS = {
     "bare DRF endpoint": "/bench/bare",
