@@ -265,7 +265,7 @@ SERVINGS = {
         "-c",
         "project/gunicorn.conf.py",
         "--bind",
-        "fd://{fd}",
+        "127.0.0.1:{port}",  # reuse_port: each worker binds its own socket, as under make serve-prod
         "--workers",
         "2",
         "--threads",
@@ -274,10 +274,6 @@ SERVINGS = {
         "warning",
     ],
 }
-SERVINGS["gunicorn gthread, 2 workers x 16 threads, reuse_port (a socket per worker)"] = [
-    sys.executable, "-m", "gunicorn", "bench.wsgi:application", "-c", "project/gunicorn.conf.py",
-    "--bind", "127.0.0.1:{port}", "--reuse-port", "--workers", "2", "--threads", "16", "--log-level", "warning",
-]  # fmt: skip
 RESOLVE = "warm resolve (6 layers, 200 keys, 2 groups)"
 ENDPOINTS = {
     "bare DRF endpoint": "/bench/bare",

@@ -7,6 +7,10 @@ held by two). Workers and threads per worker are set on the command line (HTTP_W
 
 worker_class = "gthread"
 threads = 16
+# A listening socket per worker (SO_REUSEPORT): the kernel spreads new connections across the workers. With
+# one shared socket a threaded worker takes every connection that arrives while it is awake (a client that
+# opens its keep-alive connections at once lands on one worker and the other idles: README, Performance).
+reuse_port = True
 timeout = 30  # a worker silent this long is restarted
 graceful_timeout = 10
 keepalive = 5
@@ -24,7 +28,10 @@ def post_fork(server, worker):
 
     for listener in worker.sockets:
         listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", CLIENT_READ_TIMEOUT, 0))
-    logging.getLogger("gunicorn.error").addFilter(_slow_client_dropped)
+    log = logging.getLogger("gunicorn.error")
+    log.addFilter(_slow_client_dropped)
+    # With reuse_port the workers bind, not the arbiter: say when this one's socket takes connections.
+    log.info("Worker %s listening at: %s", worker.pid, ", ".join(str(listener) for listener in worker.sockets))
 
 
 def _slow_client_dropped(record) -> bool:

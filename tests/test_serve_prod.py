@@ -146,9 +146,9 @@ def test_serve_prod__http_and_websockets_on_their_ports__and_all_of_it_stops(pro
     http_port, ws_port = _free_port(), _free_port()
     served = ServeProd(env, http_port, ws_port)
     try:
-        # gunicorn's arbiter listens before its workers start (requests wait in the queue); uvicorn's
-        # workers each listen once they have loaded the application, right after saying so.
-        served.wait_for({f"Listening at: http://127.0.0.1:{http_port}": 1, "Started server process": WS_WORKERS})
+        # gunicorn's workers each bind their own socket (reuse_port) and say so; uvicorn's workers each
+        # listen once they have loaded the application, right after saying so.
+        served.wait_for({f"listening at: http://127.0.0.1:{http_port}": 2, "Started server process": WS_WORKERS})
         http = f"http://127.0.0.1:{http_port}"
 
         status, headers, body = _http("GET", f"{http}/readyz", BEHIND_THE_PROXY)
