@@ -29,7 +29,7 @@ from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecry
 from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
 from .signin import ThrottledAdminAuthenticationForm
 from .usage import key_usage, recently
-from .validation import SECURITY_KEYS, key_problem, parse_layer_ref
+from .validation import SECURITY_KEYS, key_problem
 
 REVEAL_PERMISSION = "config_registry.reveal_secret"
 SECURITY_PERMISSION = "config_registry.change_security_config"
@@ -386,7 +386,7 @@ class LayerAdmin(admin.ModelAdmin):
         context["usage"] = key_usage().get(key) if found else None
         context["title"] = f"Key search: {key}" if key else "Key search"
         if found:
-            pks = {layer.ref: layer.pk for layer in Layer.objects.all()}
+            pks = layer_pks_by_ref()
             context["rows"] = [(setting, pks.get(setting.layer)) for setting in found.settings]
         return TemplateResponse(
             request, "admin/config_registry/key_search.html", self._context(request, None, **context)
@@ -438,15 +438,16 @@ class LayerAdmin(admin.ModelAdmin):
         return layer
 
 
-def _layer_pks(refs) -> list[int]:
-    found = []
-    for ref in refs:
-        try:
-            level, name = parse_layer_ref(ref)
-        except InvalidInput:
-            continue
-        found += Layer.objects.filter(level=level, name=name).values_list("pk", flat=True)
-    return found
+def layer_pks_by_ref() -> dict[str, int]:
+    """Every layer's admin id by its ref, in one query: for pages that link many refs."""
+    return {layer.ref: layer.pk for layer in Layer.objects.only("level", "name")}
+
+
+def layer_link(ref: str, pks: dict[str, int]):
+    """`ref` linked to its layer's page when it names a layer (audit targets also name contexts)."""
+    if ref not in pks:
+        return ref
+    return format_html('<a href="{}">{}</a>', reverse("admin:config_registry_layer_change", args=[pks[ref]]), ref)
 
 
 def _side(text: str):
@@ -834,14 +835,19 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
 
-    @admin.display(description="target", ordering="target")
+    def get_list_display(self, request):
+        pks = layer_pks_by_ref()  # once per page, not once per row
+
+        @admin.display(description="target", ordering="target")
+        def target(event):
+            return layer_link(event.target, pks)
+
+        return [target if name == "target_link" else name for name in self.list_display]
+
+    @admin.display(description="target")
     def target_link(self, event):
         """A layer's events link to its page (layer events name its ref)."""
-        ref = event.target
-        layer = Layer.objects.filter(pk__in=_layer_pks([ref])).first() if ref else None
-        if layer is None:
-            return ref
-        return format_html('<a href="{}">{}</a>', reverse("admin:config_registry_layer_change", args=[layer.pk]), ref)
+        return layer_link(event.target, layer_pks_by_ref())
 
     @admin.display(description="changes")
     def changes_shown(self, event):

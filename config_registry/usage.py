@@ -17,7 +17,7 @@ from django.utils import timezone
 from .exceptions import InvalidInput, NotFound
 from .memory import forgotten_by_memos_clear
 from .models import ContextUsage
-from .selectors import config_resolve
+from .selectors import config_view, registry_position
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,11 @@ def key_usage(*, since: datetime | None = None) -> dict[str, KeyUse]:
     if since is not None:
         rows = rows.filter(last_served_at__gte=since)
     uses: dict[str, KeyUse] = {}
+    position = registry_position()
     for row in rows:
+        context = {"environment": row.environment, "service": row.service, "user": row.user or None}
         try:
-            keys = config_resolve(environment=row.environment, service=row.service, user=row.user or None).values
+            keys = config_view(**context, position=position).values  # kept per revision: pages reuse them
         except (NotFound, InvalidInput):  # a user deleted since, or a name no longer valid
             continue
         for key in keys:
