@@ -20,19 +20,35 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from . import crypto, selectors, services
+from . import changes, crypto, selectors, services
+from .admin_changes import audit_search  # also registers the change requests' admin
+from .admin_common import APPROVE_PERMISSION, SECURITY_PERMISSION, admin_actor, approvals_badge, publish_at_field
 from .admin_editor import EntryFormSet, editor_change, editor_initial
-from .audit import Actor
 from .diff import diff_as_dict
 from .envfile import EnvPlan, env_plan
-from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
-from .models import AuditEvent, Entry, KeyDefinition, Layer, LayerVersion, Level, Scope, ServiceToken
+from .exceptions import (
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    SecretUndecryptable,
+    VersionConflict,
+)
+from .models import (
+    AuditEvent,
+    ChangeState,
+    Entry,
+    KeyDefinition,
+    Layer,
+    LayerVersion,
+    Level,
+    Scope,
+    ServiceToken,
+)
 from .signin import ThrottledAdminAuthenticationForm
 from .usage import key_usage, recently
 from .validation import SECURITY_KEYS, key_problem
 
 REVEAL_PERMISSION = "config_registry.reveal_secret"
-SECURITY_PERMISSION = "config_registry.change_security_config"
 # The admin permission a person needs to hand out each token scope (SPEC §12).
 SCOPE_PERMISSIONS = {
     Scope.CONFIG_READ: "config_registry.view_layer",
@@ -42,15 +58,8 @@ SCOPE_PERMISSIONS = {
     Scope.CHAT_TICKET: "config_registry.grant_chat_ticket",
     Scope.SECURITY_WRITE: SECURITY_PERMISSION,
     Scope.METRICS_READ: "config_registry.view_layer",  # counts and timings, no configuration
+    Scope.CHANGES_APPROVE: APPROVE_PERMISSION,
 }
-
-
-def admin_actor(request) -> Actor:
-    return Actor(
-        f"admin:{request.user.get_username()}",
-        request.META.get("REMOTE_ADDR", ""),
-        may_write_security=request.user.has_perm(SECURITY_PERMISSION),
-    )
 
 
 def grantable_scopes(user) -> list[str]:
@@ -73,16 +82,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class LayerCreateForm(forms.ModelForm):
     ref = forms.CharField(help_text="global, environment:<name>, service:<name>, group:<name> or user:<username>")
+    required_approvals = forms.IntegerField(
+        min_value=0,
+        max_value=10,
+        initial=0,
+        required=False,
+        help_text="Approvals by someone other than the author that every change needs (0: none).",
+    )
+
+    def clean_required_approvals(self):
+        return self.cleaned_data.get("required_approvals") or 0
 
     class Meta:
         model = Layer
-        fields = ["description", "priority"]
+        fields = ["description", "priority", "required_approvals"]
         help_texts = {"priority": "Group layers only (ignored for the others): the highest priority wins."}
 
 
 @admin.register(Layer)
 class LayerAdmin(admin.ModelAdmin):
-    list_display = ["ref_link", "description", "current_version", "updated_by", "updated_at"]  # the ref names the level
+    list_display = ["ref_link", "approvals_badge", "description", "current_version", "updated_by", "updated_at"]
     list_filter = ["level"]
     search_fields = ["name", "description", "updated_by"]
 
@@ -100,7 +119,11 @@ class LayerAdmin(admin.ModelAdmin):
         return LayerCreateForm if obj is None else super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["ref", "description", "priority"] if obj is None else super().get_fields(request, obj)
+        return (
+            ["ref", "description", "priority", "required_approvals"]
+            if obj is None
+            else super().get_fields(request, obj)
+        )
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -108,6 +131,7 @@ class LayerAdmin(admin.ModelAdmin):
                 ref=form.cleaned_data["ref"],
                 description=obj.description,
                 priority=obj.priority,
+                required_approvals=obj.required_approvals,
                 actor=admin_actor(request),
             )
             obj.pk, obj.level, obj.name = created.pk, created.level, created.name
@@ -125,6 +149,10 @@ class LayerAdmin(admin.ModelAdmin):
     @admin.display(description="layer", ordering="name")
     def ref_link(self, layer):
         return layer.ref
+
+    @admin.display(description="approvals", ordering="required_approvals")
+    def approvals_badge(self, layer):
+        return approvals_badge(layer)
 
     # The editor replaces the change form ------------------------------------------------------
 
@@ -154,6 +182,7 @@ class LayerAdmin(admin.ModelAdmin):
             "title": layer.ref if layer else "Preview as a user",
             "can_change": self.has_change_permission(request, layer),
             "can_reveal": request.user.has_perm(REVEAL_PERMISSION),
+            "open_changes": layer.change_requests.filter(state=ChangeState.OPEN).count() if layer else 0,
             **extra,
         }
 
@@ -189,13 +218,15 @@ class LayerAdmin(admin.ModelAdmin):
             context.update(pending=diff_as_dict(change.diff(entries, secrets)), reach=reach, reach_who=who)
             return self._editor(request, layer, formset, context)
         try:
-            version = services.version_publish(
+            publish_at = publish_at_field(request.POST)
+            submitted = changes.version_submit(
                 layer=layer,
                 base_version=base,
                 set_=change.set_,
                 unset=change.unset,
                 secrets=change.secrets,
                 comment=context["comment"],
+                publish_at=publish_at,
                 actor=admin_actor(request),
             )
         except VersionConflict as error:
@@ -216,6 +247,9 @@ class LayerAdmin(admin.ModelAdmin):
         except PermissionRefused as error:
             context["problem"] = str(error)
             return self._editor(request, layer, formset, context)
+        if submitted.change is not None:
+            return submitted_response(self, request, submitted.change)
+        version = submitted.version
         self.log_change(request, layer, f"Published version {version.number}: {version.comment or 'no comment'}")
         self.message_user(request, f"Published {layer.ref} version {version.number}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
@@ -223,16 +257,22 @@ class LayerAdmin(admin.ModelAdmin):
     def _save_details(self, request, layer):
         try:
             priority = int(request.POST.get("priority", layer.priority))
-        except ValueError:
-            self.message_user(request, "The priority must be a whole number.", messages.ERROR)
-        else:
-            services.layer_update(
+            required = int(request.POST.get("required_approvals", layer.required_approvals))
+            submitted = changes.settings_submit(
                 layer=layer,
                 description=request.POST.get("description", ""),
                 priority=priority,
+                required_approvals=required,
                 actor=admin_actor(request),
             )
-            self.log_change(request, layer, "Changed the description or priority")
+        except ValueError:
+            self.message_user(request, "The priority and approvals must be whole numbers.", messages.ERROR)
+        except (InvalidInput, PermissionRefused) as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            if submitted.change is not None:
+                return submitted_response(self, request, submitted.change)
+            self.log_change(request, layer, "Changed the description, priority or required approvals")
             self.message_user(request, f"Saved the details of {layer.ref}.", messages.SUCCESS)
         return HttpResponseRedirect(request.path)
 
@@ -278,7 +318,7 @@ class LayerAdmin(admin.ModelAdmin):
             try:
                 if problem:
                     raise InvalidInput(problem)
-                version = services.version_rollback(
+                submitted = changes.rollback_submit(
                     layer=layer,
                     to_version=number,
                     base_version=base,
@@ -288,6 +328,9 @@ class LayerAdmin(admin.ModelAdmin):
             except (VersionConflict, InvalidInput, NotFound, PermissionRefused) as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
+                if submitted.change is not None:
+                    return submitted_response(self, request, submitted.change)
+                version = submitted.version
                 self.log_change(request, layer, f"Rolled back to version {number} as version {version.number}")
                 self.message_user(
                     request,
@@ -338,7 +381,7 @@ class LayerAdmin(admin.ModelAdmin):
                 if problem:
                     raise InvalidInput(problem)
                 plan = crypto.decrypt(request.POST["sealed"], place=place, version=base)
-                version = services.env_import(
+                submitted = changes.env_import_submit(
                     ref=layer.ref,
                     entries=plan["entries"],
                     secrets=plan["secrets"],
@@ -346,10 +389,13 @@ class LayerAdmin(admin.ModelAdmin):
                     actor=admin_actor(request),
                     comment=request.POST.get("comment", "") or "imported from a .env file",
                 )
-            except (VersionConflict, InvalidInput, SecretUndecryptable) as error:
+            except (VersionConflict, InvalidInput, SecretUndecryptable, PermissionRefused) as error:
                 self.message_user(request, f"Nothing imported: {error}", messages.ERROR)
                 form = EnvUploadForm()
             else:
+                if submitted.change is not None:
+                    return submitted_response(self, request, submitted.change)
+                version = submitted.version
                 self.log_change(request, layer, f"Imported a .env file as version {version.number}")
                 self.message_user(request, f"Imported into {layer.ref}: version {version.number}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:config_registry_layer_versions", args=[layer.pk]))
@@ -358,12 +404,12 @@ class LayerAdmin(admin.ModelAdmin):
             if not plan.entries:
                 form.add_error("file", "this file holds no variable to import")
             else:
-                changes = selectors.env_import_diff(layer, plan.entries, plan.secrets)
+                planned = selectors.env_import_diff(layer, plan.entries, plan.secrets)
                 payload = {"entries": plan.entries, "secrets": sorted(plan.secrets)}
                 sealed = crypto.encrypt(
                     payload, place=crypto.Place(layer.ref, IMPORT_PLACE), version=layer.current_version
                 )
-                context.update(diff=diff_as_dict(changes), notes=plan.notes, names=plan.names, sealed=sealed)
+                context.update(diff=diff_as_dict(planned), notes=plan.notes, names=plan.names, sealed=sealed)
         return TemplateResponse(
             request, "admin/config_registry/layer_import_env.html", self._context(request, layer, **context)
         )
@@ -473,6 +519,19 @@ def _base_version(data, layer: Layer, *, required: bool = False) -> tuple[int, s
         f"The form's base version ({text!r}) is not a version of {layer.ref}: "
         "reload the page and apply your change again (base_version)."
     )
+
+
+def submitted_response(model_admin, request, change):
+    """A write that became a change request: say so, and show the request."""
+    needed = changes.change_required_approvals(change)
+    when = f", to apply at {date_format(localtime(change.publish_at), 'DATETIME_FORMAT')}" if change.publish_at else ""
+    model_admin.message_user(
+        request,
+        f"Submitted for approval as change request #{change.pk} ({needed} approval(s) needed{when}); "
+        "nothing is published until then.",
+        messages.SUCCESS,
+    )
+    return HttpResponseRedirect(reverse("admin:config_registry_changerequest_change", args=[change.pk]))
 
 
 IMPORT_PLACE = "(import_env)"  # what a sealed import plan is bound to, besides its layer and base version
@@ -671,10 +730,32 @@ class KeyDefinitionAdmin(admin.ModelAdmin):
         return form
 
     def save_form(self, request, form, change):
-        return services.key_definition_save(**form.service_arguments(), actor=admin_actor(request))
+        submitted = changes.definition_submit(**form.service_arguments(), actor=admin_actor(request))
+        if submitted.change is None:
+            return KeyDefinition.objects.get(key=form.service_arguments()["key"])
+        request.submitted_change = submitted.change  # gated layers depend on it: proposed, not saved
+        return form.instance
 
     def save_model(self, request, obj, form, change):
         pass  # key_definition_save stored it, audited
+
+    def log_addition(self, request, obj, message):
+        if not hasattr(request, "submitted_change"):
+            super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        if not hasattr(request, "submitted_change"):
+            super().log_change(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if hasattr(request, "submitted_change"):
+            return submitted_response(self, request, request.submitted_change)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if hasattr(request, "submitted_change"):
+            return submitted_response(self, request, request.submitted_change)
+        return super().response_change(request, obj)
 
     def save_related(self, request, form, formsets, change):
         pass
@@ -855,6 +936,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def view_on_site(self, obj):
         return None
+
+    def get_search_results(self, request, queryset, search_term):
+        by_change = audit_search(queryset, search_term)
+        if by_change is not None:
+            return by_change, False
+        return super().get_search_results(request, queryset, search_term)
 
 
 admin.site.site_header = "Config Registry"

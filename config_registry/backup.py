@@ -17,11 +17,11 @@ from django.utils.dateparse import parse_datetime
 
 from . import crypto
 from .audit import Actor, audit_record
-from .exceptions import InvalidInput, SecretUndecryptable
+from .exceptions import ApprovalRequired, InvalidInput, SecretUndecryptable
 from .limits import json_problem
 from .models import Entry, KeyDefinition, Layer, LayerVersion, Level
 from .selectors import consistent_read, registry_revision
-from .services import revision_bump
+from .services import definition_required_approvals, definition_state, revision_bump
 from .validation import key_problem, parse_layer_ref, schema_problem
 
 FORMAT = "config-registry-export"
@@ -70,7 +70,13 @@ def registry_export(*, decrypt_secrets: bool = False, actor: Actor) -> dict[str,
                     }
                 )
             layers.append(
-                {"ref": layer.ref, "description": layer.description, "priority": layer.priority, "versions": versions}
+                {
+                    "ref": layer.ref,
+                    "description": layer.description,
+                    "priority": layer.priority,
+                    "required_approvals": layer.required_approvals,
+                    "versions": versions,
+                }
             )
     audit_record(
         actor=actor,
@@ -190,6 +196,18 @@ def _validated(data: Any, allow_missing_users: bool, missing_users: list[str]) -
             schema_error = schema_problem(definition["schema"])
             _require(schema_error is None, f"key_definitions[{key!r}]", schema_error or "", errors)
     existing = {layer.ref for layer in Layer.objects.all()}
+    gated = {layer.ref: layer.required_approvals for layer in Layer.objects.filter(required_approvals__gt=0)}
+    for definition in definitions:  # a definition an import changes is gated as in the admin (SPEC §11)
+        if isinstance(definition, dict) and key_problem(definition.get("key")) is None:
+            key = definition["key"]
+            current = definition_state(KeyDefinition.objects.filter(key=key).first())
+            imported = {name: definition.get(name) for name in ("schema", "default")}
+            imported |= {"secret": bool(definition.get("secret")), "has_default": bool(definition.get("has_default"))}
+            required = definition_required_approvals(key, current, imported)
+            if required:
+                errors[f"key_definitions[{key!r}]"] = str(
+                    ApprovalRequired(target=f"key:{key}", required=required, via="an import cannot change it")
+                )
     for layer in layers:
         ref = layer.get("ref") if isinstance(layer, dict) else None
         try:
@@ -207,6 +225,15 @@ def _validated(data: Any, allow_missing_users: bool, missing_users: list[str]) -
                 )
         if level == Level.GROUP and not Group.objects.filter(name=name).exists():
             errors[f"layers[{ref!r}]"] = f"there is no group named {name!r} here: create the group first"
+        approvals = layer.get("required_approvals", 0)
+        _require(
+            isinstance(approvals, int) and not isinstance(approvals, bool) and 0 <= approvals <= 10,
+            ref,
+            "required_approvals must be a whole number from 0 to 10",
+            errors,
+        )
+        if ref in gated:
+            errors[ref] = str(ApprovalRequired(target=ref, required=gated[ref], via="an import cannot replace it"))
         _require(ref not in existing, ref, "already exists here: import into an empty registry", errors)
         versions = layer.get("versions", [])
         sealed_in = _SealedIn()
@@ -270,7 +297,11 @@ def registry_import(*, data: Any, actor: Actor, allow_missing_users: bool = Fals
     for item in layers:
         level, name = parse_layer_ref(item["ref"])
         layer = Layer.objects.create(
-            level=level, name=name, description=item.get("description", ""), priority=item.get("priority", 0)
+            level=level,
+            name=name,
+            description=item.get("description", ""),
+            priority=item.get("priority", 0),
+            required_approvals=item.get("required_approvals", 0),  # a restored layer keeps its gate
         )
         rows, sealed_in = [], _SealedIn()
         current: dict[str, tuple[str, Entry]] = {}  # key -> (canonical content, its open row)

@@ -58,3 +58,29 @@ class SecurityConfigUnreadable(SecurityConfigMissing):
             f"({error}): check CONFIG_REGISTRY_KEYS, or publish {key} again",
         )
         self.key = key
+
+
+class ApprovalRequired(PermissionRefused):
+    """A direct write to a gated layer (or to a key definition a gated layer depends on): it needs a
+    change request (SPEC §11). Paths that can follow one (the API, the admin, import_env) submit one
+    instead; the others (Vault's writes, import_config) refuse with this message."""
+
+    def __init__(self, *, target: str, required: int, via: str = ""):
+        self.target, self.required = target, required
+        what = f"layer {target}" if not target.startswith("key:") else f"key definition {target[4:]}"
+        super().__init__(
+            f"{what} requires approval: {required} approval(s) by someone other than the author; "
+            + (
+                via
+                or "submit a change request (POST /api/v1/layers/{ref}/versions answers 202 with one, "
+                "or 'Submit for approval' in the admin)"
+            ).replace("{ref}", target)
+        )
+
+
+class ChangeConflict(RegistryError):
+    """A change request cannot take this step in its state (stale, not open, not due); 409."""
+
+    def __init__(self, message: str, *, state: str = "", stale: bool = False):
+        self.state, self.stale = state, stale
+        super().__init__(message)

@@ -83,6 +83,11 @@ class Layer(models.Model):
         help_text="Group layers only: a user in several groups gets them lowest priority first, "
         "so the group with the highest priority wins.",
     )
+    required_approvals = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Approvals by someone other than the author that every change needs (0: none; SPEC §11). "
+        "Changing it on a gated layer needs those approvals too.",
+    )
     current_version = models.PositiveIntegerField(default=0, editable=False)
     current_bytes = models.PositiveBigIntegerField(
         default=0, editable=False, help_text="Size of the current entries (the layer size limit), kept by each publish."
@@ -117,6 +122,8 @@ class LayerVersion(ImmutableModel):
     created_at = models.DateTimeField()
     comment = models.TextField(blank=True)
     rolled_back_from = models.PositiveIntegerField(null=True, blank=True)
+    change_request = models.PositiveIntegerField(null=True, blank=True, help_text="The change request it applied.")
+    approved_by = models.JSONField(default=list, blank=True, help_text="Who approved it (its change request's).")
 
     class Meta:
         constraints = [
@@ -259,6 +266,7 @@ class Scope(models.TextChoices):
     CHAT_TICKET = "chat:ticket", "Issue chat tickets for users"
     SECURITY_WRITE = "security:write", "Change the registry's own security configuration (chat.signing_keys)"
     METRICS_READ = "metrics:read", "Read the Prometheus metrics at /metrics"
+    CHANGES_APPROVE = "changes:approve", "Approve or reject change requests (never one's own)"
 
 
 class ServiceToken(models.Model):
@@ -410,3 +418,86 @@ class ContextUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token.name}: {self.environment}/{self.service}" + (f"/{self.user}" if self.user else "")
+
+
+class ChangeKind(models.TextChoices):
+    PUBLISH = "publish", "Publish"
+    ROLLBACK = "rollback", "Rollback"
+    SETTINGS = "settings", "Layer settings"
+    DEFINITION = "definition", "Key definition"
+
+
+class ChangeState(models.TextChoices):
+    OPEN = "open", "Open"
+    APPLIED = "applied", "Applied"
+    REJECTED = "rejected", "Rejected"
+
+
+class ChangeRequest(models.Model):
+    """A proposed change to a gated layer (or to a key definition that gated layers depend on),
+    applied once enough others approved it and its `publish_at` has come (SPEC §11).
+
+    `proposal` by kind: publish {"set", "sealed", "unset", "secrets"} (a secret's proposed value only
+    as ciphertext in `sealed`, bound to this request), rollback {"to_version"}, settings
+    {"description", "priority", "required_approvals"}, definition {"key", "description", "schema",
+    "secret", "has_default", "default"}. `base` is what it was made from: the layer's version, or the
+    definition's state; when the target moved on, the request is stale."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=ChangeKind.choices)
+    layer = models.ForeignKey(Layer, null=True, blank=True, on_delete=models.PROTECT, related_name="change_requests")
+    target = models.CharField(max_length=300, db_index=True, help_text="The layer's ref, or key:<key>.")
+    base_version = models.PositiveIntegerField(default=0)
+    base_definition = models.JSONField(null=True, blank=True)
+    proposal = models.JSONField(default=dict)
+    changes = models.JSONField(default=list, help_text="What it changes, as shown (secrets only as changed).")
+    comment = models.TextField(blank=True)
+    author = models.CharField(max_length=200)
+    author_principal = models.CharField(max_length=200, help_text="The author as a principal (person or token).")
+    author_may_write_security = models.BooleanField(default=False)
+    publish_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    state = models.CharField(max_length=16, choices=ChangeState.choices, default=ChangeState.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_by = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text="Why the scheduler could not apply it, last time it tried.")
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("approve_changerequest", "Can approve or reject change requests (never one's own)")]
+
+    def __str__(self) -> str:
+        return f"change request #{self.pk} ({self.kind} {self.target})"
+
+
+class ChangeApproval(models.Model):
+    """One principal's approval of a change request; edits of the request delete them (voided)."""
+
+    change = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="approvals")
+    principal = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, help_text="The approver as the audit log names them.")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["change", "principal"], name="approval_once_per_principal")]
+
+    def __str__(self) -> str:
+        return f"{self.name} approved #{self.change_id}"
+
+
+class SchedulerBeat(models.Model):
+    """The last sign of life of each `manage.py run_scheduler` process (shown in the admin)."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    beat_at = models.DateTimeField()
+    started_at = models.DateTimeField()
+    applied = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self) -> str:
+        return self.name

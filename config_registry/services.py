@@ -6,7 +6,9 @@ Views, the admin and management commands all call these; none writes models dire
 
 import json
 import secrets as token_secrets
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +21,14 @@ from django.utils import timezone
 from . import crypto
 from .audit import Actor, audit_record, secret_fingerprint
 from .diff import MASK, Change, EntryState, entries_diff
-from .exceptions import InvalidInput, NotFound, PermissionRefused, SecretUndecryptable, VersionConflict
+from .exceptions import (
+    ApprovalRequired,
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    SecretUndecryptable,
+    VersionConflict,
+)
 from .limits import MAX_LAYER_BYTES, MAX_VALUE_BYTES, json_problem, text_problem
 from .models import (
     DefaultRecord,
@@ -50,6 +59,53 @@ from .validation import (
 TOKEN_NAME_PATTERN = NAME_PATTERNS[Level.SERVICE]
 _MISSING = object()
 _UNREADABLE = "<unreadable secret>"
+
+
+# The gate (SPEC §11) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approved:
+    """The change request being applied (config_registry.changes): the one key to a gated target."""
+
+    target: str
+    change_request: int | None
+    approved_by: tuple[str, ...] = ()
+
+
+_APPROVED: ContextVar[Approved | None] = ContextVar("config_registry_approved_change", default=None)
+
+
+@contextmanager
+def approved_change(approved: Approved) -> Iterator[None]:
+    """Open the gate of `approved.target` for the writes inside (only changes.py applies requests)."""
+    token = _APPROVED.set(approved)
+    try:
+        yield
+    finally:
+        _APPROVED.reset(token)
+
+
+def _gate(target: str, required: int) -> None:
+    """Every write to a layer or key definition passes here: a gated target changes only as its
+    approved change request. The one enforcement, below every view, command and protocol."""
+    approved = _APPROVED.get()
+    if required and (approved is None or approved.target != target):
+        raise ApprovalRequired(target=target, required=required)
+
+
+def definition_required_approvals(key: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> int:
+    """How many approvals a key definition change needs: a default reaches every context, so it is
+    gated by every gated layer; a schema or secret-ness by the gated layers that hold the key."""
+    old = before or {"schema": None, "secret": False, "default": None, "has_default": False}
+    if (old["default"], old["has_default"]) != (after["default"], after["has_default"]):
+        return max(
+            Layer.objects.filter(required_approvals__gt=0).values_list("required_approvals", flat=True), default=0
+        )
+    if (old["schema"], old["secret"]) != (after["schema"], after["secret"]):
+        holders = Entry.objects.filter(key=key, valid_to__isnull=True, layer__required_approvals__gt=0)
+        return max(holders.values_list("layer__required_approvals", flat=True), default=0)
+    return 0
 
 
 @transaction.atomic
@@ -90,7 +146,9 @@ def memberships_record(*, added: Iterable[tuple[int, int]] = (), removed: Iterab
 
 
 @transaction.atomic
-def layer_create(*, ref: str, description: str = "", priority: int = 0, actor: Actor) -> Layer:
+def layer_create(
+    *, ref: str, description: str = "", priority: int = 0, required_approvals: int = 0, actor: Actor
+) -> Layer:
     """Create an empty layer (version 0). Group and user layers need the group or user to exist."""
     level, name = parse_layer_ref(ref)
     if level == Level.GROUP and not Group.objects.filter(name=name).exists():
@@ -99,25 +157,55 @@ def layer_create(*, ref: str, description: str = "", priority: int = 0, actor: A
         raise InvalidInput("cannot create layer", {"ref": f"there is no user named {name!r}"})
     if Layer.objects.filter(level=level, name=name).exists():
         raise InvalidInput("cannot create layer", {"ref": f"layer {ref} already exists"})
-    layer = Layer.objects.create(level=level, name=name, description=description, priority=priority)
+    _check_settings(priority, required_approvals)
+    layer = Layer.objects.create(
+        level=level, name=name, description=description, priority=priority, required_approvals=required_approvals
+    )
     if level == Level.GROUP:  # from the start: before its first version the layer resolves to nothing
         PriorityRecord.objects.create(layer=layer, priority=priority, valid_from=0)
     audit_record(
-        actor=actor, action="layer.create", target=layer.ref, changes={"description": description, "priority": priority}
+        actor=actor,
+        action="layer.create",
+        target=layer.ref,
+        changes={"description": description, "priority": priority, "required_approvals": required_approvals},
     )
     return layer
 
 
+def layer_settings(layer: Layer) -> dict[str, Any]:
+    return {
+        "description": layer.description,
+        "priority": layer.priority,
+        "required_approvals": layer.required_approvals,
+    }
+
+
+def _check_settings(priority: Any, required_approvals: Any) -> None:
+    errors = {}
+    for label, value, low in (("priority", priority, -(2**31)), ("required_approvals", required_approvals, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= (2**31 - 1 if low else 10):
+            errors[label] = "must be a whole number" + (" from 0 to 10" if not low else "")
+    if errors:
+        raise InvalidInput("invalid layer settings", errors)
+
+
 @transaction.atomic
-def layer_update(*, layer: Layer, description: str, priority: int, actor: Actor) -> Layer:
-    """Change a layer's description or (for groups) priority; priority changes resolution."""
+def layer_update(
+    *, layer: Layer, description: str, priority: int, actor: Actor, required_approvals: int | None = None
+) -> Layer:
+    """Change a layer's description, (for groups) priority, or required approvals. Priority changes
+    resolution and the approvals guard the layer: on a gated layer both need its approvals."""
     layer = Layer.objects.select_for_update().get(pk=layer.pk)
-    before = {"description": layer.description, "priority": layer.priority}
-    after = {"description": description, "priority": priority}
+    required_approvals = layer.required_approvals if required_approvals is None else required_approvals
+    _check_settings(priority, required_approvals)
+    before = layer_settings(layer)
+    after = {"description": description, "priority": priority, "required_approvals": required_approvals}
     if before == after:
         return layer
-    layer.description, layer.priority = description, priority
-    layer.save(update_fields=["description", "priority"])
+    if (before["priority"], before["required_approvals"]) != (priority, required_approvals):
+        _gate(layer.ref, layer.required_approvals)
+    layer.description, layer.priority, layer.required_approvals = description, priority, required_approvals
+    layer.save(update_fields=["description", "priority", "required_approvals"])
     if before["priority"] != priority and layer.level == Level.GROUP:
         revision = revision_bump()
         _history_close(PriorityRecord.objects.filter(layer=layer), revision)
@@ -253,6 +341,7 @@ def _append_version(
         raise InvalidInput(
             f"nothing to publish: the change leaves layer {layer.ref} as it is at version {layer.current_version}"
         )
+    _gate(layer.ref, layer.required_approvals)
     _require_security_right((change.key for change in changes), actor)
     number = layer.current_version + 1
     rows = [
@@ -275,6 +364,7 @@ def _append_version(
         )
     revision = _revision_next()
     now = timezone.now()
+    approved = _APPROVED.get()
     version = LayerVersion.objects.create(
         layer=layer,
         number=number,
@@ -283,6 +373,8 @@ def _append_version(
         created_at=now,
         comment=comment,
         rolled_back_from=rolled_back_from,
+        change_request=approved and approved.change_request,
+        approved_by=list(approved.approved_by) if approved else [],
     )
     Entry.objects.close(entry_ids=[entry.pk for entry in replaced], at=number)  # before: one current row a key
     for row in rows:
@@ -300,6 +392,8 @@ def _append_version(
     }
     if rolled_back_from is not None:
         details["rolled_back_from"] = rolled_back_from
+    if approved and approved.change_request:
+        details["change_request"], details["approved_by"] = approved.change_request, list(approved.approved_by)
     audit_record(actor=actor, action=action, target=layer.ref, changes=details)
     version.changes = sorted(changes, key=lambda change: change.key)  # for the caller's answer, not stored
     return version
@@ -469,6 +563,19 @@ def key_definition_problems(
     return errors
 
 
+def definition_state(definition: KeyDefinition | None) -> dict[str, Any] | None:
+    """A definition as a change request records its base (None: there is none)."""
+    if definition is None:
+        return None
+    return {
+        "description": definition.description,
+        "schema": definition.schema,
+        "secret": definition.secret,
+        "default": definition.default,
+        "has_default": definition.has_default,
+    }
+
+
 @transaction.atomic
 def key_definition_save(
     *, key: str, description: str = "", schema: Any = None, secret: bool = False, default: Any = _MISSING, actor: Actor
@@ -483,13 +590,11 @@ def key_definition_save(
     if definition is None:
         definition = KeyDefinition(key=key)
     else:
-        before = {
-            "description": definition.description,
-            "schema": definition.schema,
-            "secret": definition.secret,
-            "default": definition.default,
-            "has_default": definition.has_default,
-        }
+        before = definition_state(definition)
+    proposed = {"schema": schema, "secret": secret, "default": None if default is _MISSING else default}
+    _gate(
+        f"key:{key}", definition_required_approvals(key, before, {**proposed, "has_default": default is not _MISSING})
+    )
     definition.description, definition.schema, definition.secret = description, schema, secret
     definition.has_default = default is not _MISSING
     definition.default = None if default is _MISSING else default

@@ -22,6 +22,7 @@ def test_layers__create_publish_read__full_cycle_audited_as_the_token(writer):
         "ref": "environment:prod",
         "description": "Production",
         "priority": 0,
+        "required_approvals": 0,
         "current_version": 0,
         "entries": {},
         "secrets": [],

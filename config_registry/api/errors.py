@@ -6,12 +6,14 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..exceptions import (
     CacheUnavailable,
+    ChangeConflict,
     InvalidInput,
     NotFound,
     PermissionRefused,
@@ -61,6 +63,8 @@ def exception_handler(exc, context):
         return _answer("not_found", str(exc), 404)
     if isinstance(exc, PermissionRefused):
         return _answer("permission_denied", str(exc), 403)
+    if isinstance(exc, ChangeConflict):
+        return _answer("change_conflict", str(exc), 409, state=exc.state, stale=exc.stale)
     if isinstance(exc, VersionConflict):
         return _answer("version_conflict", str(exc), 409, current_version=exc.current)
     if isinstance(exc, SecurityConfigMissing):
@@ -86,6 +90,7 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # it changes nothing: a POST to an unknown URL gets this JSON 404, not CSRF's HTML 403
 def json_not_found(request, *args, **kwargs):
     """Unknown URLs under /api/ answer JSON too."""
     return JsonResponse(

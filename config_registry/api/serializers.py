@@ -69,6 +69,15 @@ class ResolveQuerySerializer(ContextQuerySerializer):
         return serializer.validated_data
 
 
+class LayerSettingsSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    priority = serializers.IntegerField(required=False, min_value=-1_000_000, max_value=1_000_000)
+    required_approvals = serializers.IntegerField(
+        required=False, min_value=0, max_value=10, help_text="approvals every change needs (0: none)"
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
 class LayerCreateSerializer(serializers.Serializer):
     ref = serializers.CharField(
         max_length=200, help_text="global, environment:<name>, service:<name>, group:<name> or user:<username>"
@@ -80,6 +89,9 @@ class LayerCreateSerializer(serializers.Serializer):
         min_value=-1_000_000,
         max_value=1_000_000,
         help_text="group layers: the highest priority wins",
+    )
+    required_approvals = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=10, help_text="approvals every change needs (0: none)"
     )
 
 
@@ -101,12 +113,24 @@ class PublishSerializer(serializers.Serializer):
         help_text="keys of `set` to store encrypted",
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    publish_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="apply at this time (run_scheduler): the answer is then 202 with a change request",
+    )
 
 
 class RollbackSerializer(serializers.Serializer):
     to_version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     base_version = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    publish_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="apply at this time (run_scheduler): the answer is then 202 with a change request",
+    )
 
 
 class DiffQuerySerializer(serializers.Serializer):
@@ -122,6 +146,9 @@ class AuditQuerySerializer(serializers.Serializer):
     actor = serializers.CharField(required=False, max_length=200)
     action = serializers.CharField(required=False, max_length=64)
     target = serializers.CharField(required=False, max_length=300)
+    change_request = serializers.IntegerField(
+        required=False, min_value=1, help_text="every event of one change request, its publish included"
+    )
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
 
@@ -163,6 +190,7 @@ class LayerSummarySerializer(serializers.Serializer):
     ref = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
     priority = serializers.IntegerField()
+    required_approvals = serializers.IntegerField(help_text="approvals every change needs (0: none)")
     current_version = serializers.IntegerField()
     updated_at = serializers.DateTimeField(allow_null=True)
     updated_by = serializers.CharField(allow_blank=True)
@@ -181,6 +209,8 @@ class VersionSummarySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     comment = serializers.CharField(allow_blank=True)
     rolled_back_from = serializers.IntegerField(allow_null=True)
+    change_request = serializers.IntegerField(allow_null=True, help_text="the change request it applied")
+    approved_by = serializers.ListField(child=serializers.CharField())
 
 
 class VersionSerializer(VersionSummarySerializer):
@@ -301,3 +331,60 @@ class CompareAnswerSerializer(serializers.Serializer):
     removed = serializers.DictField(child=serializers.JSONField(), help_text="in left only")
     changed = serializers.DictField(child=serializers.JSONField(), help_text="secrets: only that they differ")
     unchanged = serializers.IntegerField()
+
+
+# Change requests (SPEC §11) -------------------------------------------------------------------
+
+
+class ChangesQuerySerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["open", "applied", "rejected"], required=False)
+    layer = serializers.CharField(required=False, max_length=300, help_text="a layer's ref, or key:<key>")
+
+
+class ChangeEditSerializer(serializers.Serializer):
+    """Only the fields given change; any edit voids the request's approvals."""
+
+    base_version = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, help_text="rebase")
+    set = serializers.DictField(child=serializers.JSONField(allow_null=True), required=False)
+    unset = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    secrets = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    to_version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    priority = serializers.IntegerField(required=False, min_value=-1_000_000, max_value=1_000_000)
+    required_approvals = serializers.IntegerField(required=False, min_value=0, max_value=10)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    publish_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ChangeRejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    by = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class ChangeRequestSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["publish", "rollback", "settings", "definition"])
+    target = serializers.CharField(help_text="the layer's ref, or key:<key>")
+    state = serializers.ChoiceField(choices=["open", "applied", "rejected"])
+    stale = serializers.BooleanField(help_text="its target moved on: rebase it by editing base_version")
+    base_version = serializers.IntegerField()
+    proposal = serializers.JSONField(help_text='the proposed change; secret values as "********"')
+    changes = serializers.ListField(
+        child=serializers.JSONField(), help_text="what it changes (secrets only as changed)"
+    )
+    comment = serializers.CharField(allow_blank=True)
+    author = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    publish_at = serializers.DateTimeField(allow_null=True)
+    required_approvals = serializers.IntegerField()
+    approvals = ApprovalSerializer(many=True)
+    impact = serializers.JSONField(help_text='{"users": n}: how many users it reaches')
+    applied_version = serializers.IntegerField(allow_null=True)
+    decided_by = serializers.CharField(allow_blank=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)

@@ -21,6 +21,11 @@ urlpatterns = [
     path("keys/<str:key>", views.KeyView.as_view(), name="api-key"),
     path("compare", views.CompareView.as_view(), name="api-compare"),
     path("audit", views.AuditListView.as_view(), name="api-audit"),
+    path("changes", views.ChangeListView.as_view(), name="api-changes"),
+    path("changes/<int:change_id>", views.ChangeDetailView.as_view(), name="api-change"),
+    path("changes/<int:change_id>/approve", views.ChangeApproveView.as_view(), name="api-change-approve"),
+    path("changes/<int:change_id>/reject", views.ChangeRejectView.as_view(), name="api-change-reject"),
+    path("changes/<int:change_id>/apply", views.ChangeApplyView.as_view(), name="api-change-apply"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *schema_urls(),  # the drop-in protocols' own documents (SPEC §9)

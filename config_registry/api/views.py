@@ -4,16 +4,16 @@ import json
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import exceptions, generics, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import selectors, services
+from .. import changes, selectors, services
 from ..diff import diff_as_dict
 from ..exceptions import InvalidInput, NotFound
-from ..models import AuditEvent, Layer, Scope
+from ..models import AuditEvent, ChangeRequest, Layer, Scope
 from ..selectors import layer_get
 from ..usage import USAGE, key_usage
 from ..validation import key_problem
@@ -157,7 +157,11 @@ class LayerListView(TokenView):
         data = _valid(s.LayerCreateSerializer, request.data)
         require_layer(request.auth, data["ref"])
         layer = services.layer_create(
-            ref=data["ref"], description=data["description"], priority=data["priority"], actor=request_actor(request)
+            ref=data["ref"],
+            description=data["description"],
+            priority=data["priority"],
+            required_approvals=data["required_approvals"],
+            actor=request_actor(request),
         )
         return Response(_layer_detail(layer, {}, []), status=status.HTTP_201_CREATED)
 
@@ -173,11 +177,48 @@ def _version_summary(version) -> dict:
         "created_at": version.created_at,
         "comment": version.comment,
         "rolled_back_from": version.rolled_back_from,
+        "change_request": version.change_request,
+        "approved_by": version.approved_by,
     }
 
 
+PROPOSED = OpenApiResponse(
+    s.ChangeRequestSerializer,
+    description="the layer requires approvals (or publish_at was given): the change request made, "
+    "applied once others approve it (GET/PATCH /api/v1/changes/{id})",
+)
+
+
+def _proposed(submitted: changes.Submitted) -> Response:
+    return Response(selectors.change_shown(submitted.change), status=status.HTTP_202_ACCEPTED)
+
+
 class LayerDetailView(TokenView):
-    required_scopes = {"GET": Scope.CONFIG_READ}
+    required_scopes = {"GET": Scope.CONFIG_READ, "PATCH": Scope.CONFIG_WRITE}
+
+    @extend_schema(
+        operation_id="layers_update",
+        request=s.LayerSettingsSerializer,
+        summary="Change a layer's description, priority (group layers) or required approvals",
+        description="On a gated layer a change of priority or required_approvals is a change request (202).",
+        responses={200: s.LayerSerializer, 202: PROPOSED, **_errors(400, 401, 403, 404, 429)},
+    )
+    def patch(self, request, ref):
+        layer = self.layer(ref)
+        data = _valid(s.LayerSettingsSerializer, request.data)
+        submitted = changes.settings_submit(
+            layer=layer,
+            description=data.get("description", layer.description),
+            priority=data.get("priority", layer.priority),
+            required_approvals=data.get("required_approvals", layer.required_approvals),
+            comment=data["comment"],
+            actor=request_actor(request),
+        )
+        if submitted.change is not None:
+            return _proposed(submitted)
+        layer = layer_get(ref)
+        entries, secrets = _entries(request, layer, layer.current_version)
+        return Response(_layer_detail(layer, entries, secrets))
 
     @extend_schema(
         operation_id="layers_retrieve",
@@ -208,8 +249,11 @@ class VersionListView(TokenView):
         operation_id="versions_publish",
         request=s.PublishSerializer,
         summary="Publish the next version: the base's entries, plus set, minus unset",
+        description="On a layer with required_approvals, or with publish_at, the answer is 202 with the "
+        "change request made instead (checked as the publish would be: 400/409 alike).",
         responses={
             201: s.PublishedSerializer,
+            202: PROPOSED,
             409: OpenApiResponse(
                 s.ErrorSerializer, description="the layer moved past base_version; current_version says where it is"
             ),
@@ -219,16 +263,19 @@ class VersionListView(TokenView):
     def post(self, request, ref):
         layer = self.layer(ref)
         data = _valid(s.PublishSerializer, request.data)
-        version = services.version_publish(
+        submitted = changes.version_submit(
             layer=layer,
             base_version=data["base_version"],
             set_=data["set"],
             unset=data["unset"],
             secrets=data["secrets"],
             comment=data["comment"],
+            publish_at=data["publish_at"],
             actor=request_actor(request),
         )
-        return Response(_published(version), status=status.HTTP_201_CREATED)
+        if submitted.change is not None:
+            return _proposed(submitted)
+        return Response(_published(submitted.version), status=status.HTTP_201_CREATED)
 
 
 def _published(version) -> dict:
@@ -262,8 +309,10 @@ class RollbackView(TokenView):
         operation_id="layers_rollback",
         request=s.RollbackSerializer,
         summary="Publish a new version equal to an earlier one",
+        description="On a layer with required_approvals, or with publish_at: 202 with the change request.",
         responses={
             201: s.PublishedSerializer,
+            202: PROPOSED,
             409: OpenApiResponse(s.ErrorSerializer, description="the layer moved past base_version"),
             **_errors(400, 401, 403, 404, 429),
         },
@@ -271,14 +320,17 @@ class RollbackView(TokenView):
     def post(self, request, ref):
         layer = self.layer(ref)
         data = _valid(s.RollbackSerializer, request.data)
-        version = services.version_rollback(
+        submitted = changes.rollback_submit(
             layer=layer,
             to_version=data["to_version"],
             base_version=data["base_version"],
             comment=data["comment"],
+            publish_at=data["publish_at"],
             actor=request_actor(request),
         )
-        return Response(_published(version), status=status.HTTP_201_CREATED)
+        if submitted.change is not None:
+            return _proposed(submitted)
+        return Response(_published(submitted.version), status=status.HTTP_201_CREATED)
 
 
 class DiffView(TokenView):
@@ -314,6 +366,8 @@ class AuditListView(TokenView, generics.ListAPIView):
         for field in ("actor", "action", "target"):
             if field in query:
                 events = events.filter(**{field: query[field]})
+        if "change_request" in query:
+            events = events & selectors.change_audit(query["change_request"])
         if "since" in query:
             events = events.filter(at__gte=query["since"])
         if "until" in query:
@@ -378,3 +432,117 @@ class CompareView(TokenView):
         else:
             left, right = (selectors.layer_side(self.layer(query[side])) for side in ("left_layer", "right_layer"))
         return Response(selectors.sides_compare(left, right))
+
+
+# Change requests (SPEC §11) -------------------------------------------------------------------
+
+CHANGE_CONFLICT = OpenApiResponse(
+    s.ErrorSerializer, description="not possible in its state: stale (rebase by editing), not open, not due"
+)
+
+
+class ChangeView(TokenView):
+    def change(self, change_id: int) -> ChangeRequest:
+        change = ChangeRequest.objects.select_related("layer").filter(pk=change_id).first()
+        if change is None:
+            raise NotFound(f"there is no change request #{change_id}")
+        if change.layer is not None:
+            require_layer(self.request.auth, change.target)
+        elif self.request.auth.environments or self.request.auth.services:
+            raise exceptions.PermissionDenied(
+                f"change request #{change_id} changes a key definition, which reaches every environment and "
+                "service: a token limited to some cannot see it"
+            )
+        return change
+
+    def shown(self, change: ChangeRequest, code: int = 200) -> Response:
+        change = ChangeRequest.objects.select_related("layer").prefetch_related("approvals").get(pk=change.pk)
+        return Response(selectors.change_shown(change), status=code)
+
+
+class ChangeListView(ChangeView):
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    @extend_schema(
+        operation_id="changes_list",
+        parameters=[s.ChangesQuerySerializer],
+        summary="Change requests, newest first (those of the layers the token reaches)",
+        responses={200: s.ChangeRequestSerializer(many=True), **_errors(400, 401, 403, 429)},
+    )
+    def get(self, request):
+        query = _valid(s.ChangesQuerySerializer, request.query_params)
+        token = request.auth
+        limited = token.environments or token.services
+        shown = [
+            selectors.change_shown(change)
+            for change in selectors.changes_list(state=query.get("state"), target=query.get("layer"))[:500]
+            if (may_reach_layer(token, change.target) if change.layer_id else not limited)
+        ]
+        return Response(shown)
+
+
+class ChangeDetailView(ChangeView):
+    required_scopes = {"GET": Scope.CONFIG_READ, "PATCH": Scope.CONFIG_WRITE}
+
+    @extend_schema(
+        operation_id="changes_retrieve",
+        summary="A change request: its proposal (secrets masked), approvals, impact, state",
+        responses={200: s.ChangeRequestSerializer, **_errors(401, 403, 404, 429)},
+    )
+    def get(self, request, change_id):
+        return self.shown(self.change(change_id))
+
+    @extend_schema(
+        operation_id="changes_edit",
+        request=s.ChangeEditSerializer,
+        summary="Edit a change request (its author only): checked again, its approvals voided",
+        description="A rebase is an edit of base_version. A new `set` replaces the old one (with its `secrets`).",
+        responses={200: s.ChangeRequestSerializer, 409: CHANGE_CONFLICT, **_errors(400, 401, 403, 404, 429)},
+    )
+    def patch(self, request, change_id):
+        change = self.change(change_id)
+        fields = _valid(s.ChangeEditSerializer, request.data)
+        return self.shown(changes.change_edit(change=change, actor=request_actor(request), **fields))
+
+
+class ChangeApproveView(ChangeView):
+    required_scopes = {"POST": Scope.CHANGES_APPROVE}
+
+    @extend_schema(
+        operation_id="changes_approve",
+        request=None,
+        summary="Approve (never one's own request); applied at once when it has its approvals and is due",
+        responses={200: s.ChangeRequestSerializer, 409: CHANGE_CONFLICT, **_errors(401, 403, 404, 429)},
+    )
+    def post(self, request, change_id):
+        change = self.change(change_id)
+        return self.shown(changes.change_approve(change=change, actor=request_actor(request)))
+
+
+class ChangeRejectView(ChangeView):
+    required_scopes = {"POST": Scope.CHANGES_APPROVE}
+
+    @extend_schema(
+        operation_id="changes_reject",
+        request=s.ChangeRejectSerializer,
+        summary="Reject: the request is closed unapplied",
+        responses={200: s.ChangeRequestSerializer, 409: CHANGE_CONFLICT, **_errors(400, 401, 403, 404, 429)},
+    )
+    def post(self, request, change_id):
+        change = self.change(change_id)
+        data = _valid(s.ChangeRejectSerializer, request.data)
+        return self.shown(changes.change_reject(change=change, actor=request_actor(request), reason=data["reason"]))
+
+
+class ChangeApplyView(ChangeView):
+    required_scopes = {"POST": Scope.CONFIG_WRITE}
+
+    @extend_schema(
+        operation_id="changes_apply",
+        request=None,
+        summary="Apply an approved, due request now (one publish by its author, approvers recorded)",
+        responses={200: s.ChangeRequestSerializer, 409: CHANGE_CONFLICT, **_errors(401, 403, 404, 429)},
+    )
+    def post(self, request, change_id):
+        change = self.change(change_id)
+        return self.shown(changes.change_apply(change=change, actor=request_actor(request)))

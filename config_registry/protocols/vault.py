@@ -23,6 +23,7 @@ from .. import __version__, selectors, services
 from ..api.authentication import ServicePrincipal, ServiceTokenAuthentication, request_actor
 from ..api.permissions import context_refusal, may_reach_layer, require_layer
 from ..exceptions import (
+    ApprovalRequired,
     CacheUnavailable,
     InvalidInput,
     NotFound,
@@ -151,6 +152,8 @@ def vault_exception(exc: Exception) -> JsonResponse:
     if isinstance(exc, InvalidInput):
         details = [f"{field}: {problem}" for field, problem in (exc.errors or {}).items()]
         return vault_errors(400, [str(exc), *details])
+    if isinstance(exc, ApprovalRequired):  # a Vault client cannot follow a change request: say where to go
+        return vault_errors(403, [str(exc)])
     if isinstance(exc, PermissionRefused | exceptions.PermissionDenied):
         return vault_errors(403, [f"permission denied: {exc}"])
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):

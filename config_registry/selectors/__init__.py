@@ -3,6 +3,7 @@ audited reveals among them, are config_registry.services.) Re-exported here for 
 several kinds."""
 
 from .answers import ANSWERS, answer_body, resolve_answer, resolve_etag
+from .changes import change_audit, change_reach, change_shown, changes_list, scheduler_beat, scheduler_silent
 from .compare import context_side, layer_side, sides_compare
 from .keys import KeyFound, key_find
 from .position import (
@@ -45,6 +46,12 @@ from .versions import (
 )
 
 __all__ = [
+    "change_audit",
+    "change_reach",
+    "change_shown",
+    "changes_list",
+    "scheduler_beat",
+    "scheduler_silent",
     "KeyFound",
     "context_side",
     "layer_side",

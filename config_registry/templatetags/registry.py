@@ -4,6 +4,8 @@ import json
 
 from django import template
 
+from ..admin_common import approvals_badge as badge
+
 register = template.Library()
 
 
@@ -17,3 +19,9 @@ def as_json(value) -> str:
 def get_item(mapping, key):
     """mapping[key] in a template (None when absent)."""
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def approvals_badge(layer):
+    """The badge of a layer that requires approvals (SPEC §11)."""
+    return badge(layer)

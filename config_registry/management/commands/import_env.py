@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config_registry import selectors, services
+from config_registry import changes, selectors
 from config_registry.audit import CLI_ACTOR
 from config_registry.diff import diff_as_dict
 from config_registry.envfile import env_plan
@@ -58,16 +58,16 @@ class Command(BaseCommand):
             current = selectors.layer_get(layer)
         except NotFound:
             current = None
-        changes = selectors.env_import_diff(current, plan.entries, plan.secrets)
-        self._report(layer, current, plan, changes)
+        planned = selectors.env_import_diff(current, plan.entries, plan.secrets)
+        self._report(layer, current, plan, planned)
         if dry_run:
             self.stdout.write("Dry run: nothing published.")
             return
-        if not changes:
+        if not planned:
             self.stdout.write(f"{layer} already holds these values: nothing published.")
             return
         try:
-            version = services.env_import(
+            submitted = changes.env_import_submit(
                 ref=layer,
                 entries=plan.entries,
                 secrets=plan.secrets,
@@ -80,7 +80,15 @@ class Command(BaseCommand):
         except InvalidInput as error:
             details = "; ".join(f"{key}: {problem}" for key, problem in (error.errors or {}).items())
             raise CommandError(f"{error}: {details}" if details else str(error)) from None
-        self.stdout.write(f"Published {layer} version {version.number}.")
+        if submitted.change is not None:
+            required = submitted.change.layer.required_approvals
+            self.stdout.write(
+                f"{layer} requires {required} approval(s): submitted as change request #{submitted.change.pk}, "
+                "applied once someone else approves it (the admin's Change requests, or "
+                f"POST /api/v1/changes/{submitted.change.pk}/approve). Nothing is published yet."
+            )
+            return
+        self.stdout.write(f"Published {layer} version {submitted.version.number}.")
 
     def _report(self, layer, current, plan, changes) -> None:
         where = f"{layer} version {current.current_version}" if current else f"{layer} (a new layer)"
