@@ -430,7 +430,7 @@ def env_import_submit(
 
 
 def _locked_open(change: ChangeRequest) -> ChangeRequest:
-    locked = ChangeRequest.objects.select_for_update().select_related("layer").get(pk=change.pk)
+    locked = ChangeRequest.objects.select_for_update(of=("self",)).select_related("layer").get(pk=change.pk)
     if locked.state != ChangeState.OPEN:
         raise ChangeConflict(
             f"change request #{locked.pk} is {locked.state}: only an open request can change", state=locked.state
@@ -558,6 +558,8 @@ def change_apply(*, change: ChangeRequest, actor: Actor, now: datetime | None = 
 
 
 def _apply_locked(change: ChangeRequest, actor: Actor, now: datetime) -> ChangeRequest:
+    if change_stale(change):
+        raise _stale_refusal(change)
     approvals = list(change.approvals.all())
     required = change_required_approvals(change)
     if len(approvals) < required:
@@ -571,8 +573,6 @@ def _apply_locked(change: ChangeRequest, actor: Actor, now: datetime) -> ChangeR
             "then (edit publish_at to move it)",
             state=change.state,
         )
-    if change_stale(change):
-        raise _stale_refusal(change)
     author = Actor(change.author, actor.source, may_write_security=change.author_may_write_security)
     approvers = tuple(approval.name for approval in approvals)
     try:

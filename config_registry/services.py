@@ -337,11 +337,11 @@ def _append_version(
     """Write the next version of `layer`: rows for the keys it sets (`written`), and the end of
     validity of the rows it replaces or removes (`replaced`). Every other entry carries on as it is:
     the cost is that of the change, not of the layer."""
+    _gate(layer.ref, layer.required_approvals)
     if not changes:
         raise InvalidInput(
             f"nothing to publish: the change leaves layer {layer.ref} as it is at version {layer.current_version}"
         )
-    _gate(layer.ref, layer.required_approvals)
     _require_security_right((change.key for change in changes), actor)
     number = layer.current_version + 1
     rows = [
