@@ -106,7 +106,13 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         beat = selectors.scheduler_beat()
-        extra = {"scheduler": beat, "scheduler_silent": selectors.scheduler_silent(beat), **(extra_context or {})}
+        waiting = ChangeRequest.objects.filter(state=ChangeState.OPEN, publish_at__isnull=False).exists()
+        extra = {
+            "scheduler": beat,
+            "scheduler_silent": selectors.scheduler_silent(beat),
+            "scheduled_waiting": waiting,
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
