@@ -37,7 +37,8 @@ serve: $(VENV)/.runtime-installed
 	  --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5
 
 # Production layout on one host (README, "Deployment"): gunicorn (threaded workers, project/gunicorn.conf.py)
-# serves HTTP (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it.
+# serves HTTP (API, admin, pages) on PORT, uvicorn serves WebSockets on WS_PORT; a reverse proxy routes /ws/ to it;
+# run_scheduler applies scheduled change requests.
 # Needs the production environment (DEBUG=false, DATABASE_URL, REDIS_URL, keys, ALLOWED_HOSTS).
 HTTP_WORKERS ?= 2
 HTTP_THREADS ?= 16
@@ -56,6 +57,7 @@ serve-prod: $(VENV)/.runtime-installed
 	  --threads $(HTTP_THREADS) --bind $(HOST):$(PORT) & \
 	$(BIN)/uvicorn project.asgi:application --workers $(WS_WORKERS) --host $(HOST) --port $(WS_PORT) \
 	  --ws wsproto --ws-max-size 65536 --lifespan off --timeout-graceful-shutdown 5 & \
+	$(BIN)/python manage.py run_scheduler & \
 	wait
 
 test: $(VENV)/.dev-installed

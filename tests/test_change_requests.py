@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.utils import timezone
 
 from config_registry import changes, services
@@ -77,9 +76,10 @@ def test_gate__a_group_layers_priority__changed_only_by_approval(make_user, acto
     changes.change_approve(change=submitted.change, actor=BOB)
     assert Layer.objects.get(pk=layer.pk).priority == 7
     ungated = services.layer_create(ref="group:other", priority=1, actor=actor) if make_user("erin", "other") else None
-    assert changes.settings_submit(
-        layer=ungated, description="", priority=3, required_approvals=0, actor=ALICE
-    ).change is None
+    assert (
+        changes.settings_submit(layer=ungated, description="", priority=3, required_approvals=0, actor=ALICE).change
+        is None
+    )
     assert Layer.objects.get(pk=ungated.pk).priority == 3
 
 
@@ -94,7 +94,10 @@ def test_gate__required_approvals_itself__lowered_only_by_approval_raised_from_z
     changes.change_approve(change=submitted.change, actor=BOB)
     assert Layer.objects.get(pk=gated.pk).required_approvals == 0
     ungated = Layer.objects.get(level="global")
-    assert changes.settings_submit(layer=ungated, description="", priority=0, required_approvals=2, actor=ALICE).change is None
+    assert (
+        changes.settings_submit(layer=ungated, description="", priority=0, required_approvals=2, actor=ALICE).change
+        is None
+    )
     assert Layer.objects.get(pk=ungated.pk).required_approvals == 2
 
 
@@ -286,7 +289,9 @@ def test_import_config_command__gated_layer__command_error(gated, actor, tmp_pat
 def test_approval__the_author_never__another_principal_applies_it_with_approvers_recorded(gated, api, make_token):
     author = make_token("config:read", "config:write", "changes:approve", name="deployer")
     _bearer(api, author)
-    made = api.post("/api/v1/layers/environment:production/versions", {"base_version": 1, "set": {"db.pool": 8}}, format="json")
+    made = api.post(
+        "/api/v1/layers/environment:production/versions", {"base_version": 1, "set": {"db.pool": 8}}, format="json"
+    )
     change_id = made.json()["id"]
     refused = api.post(f"/api/v1/changes/{change_id}/approve")
     assert refused.status_code == 403 and "author" in refused.json()["message"]
@@ -297,7 +302,11 @@ def test_approval__the_author_never__another_principal_applies_it_with_approvers
     assert approved.status_code == 200, approved.content
     assert approved.json()["state"] == "applied" and approved.json()["applied_version"] == 2
     version = LayerVersion.objects.get(layer=gated, number=2)
-    assert (version.author, version.approved_by, version.change_request) == ("token:deployer", ["token:reviewer"], change_id)
+    assert (version.author, version.approved_by, version.change_request) == (
+        "token:deployer",
+        ["token:reviewer"],
+        change_id,
+    )
     shown = api.get("/api/v1/layers/environment:production/versions").json()[-1]
     assert shown["approved_by"] == ["token:reviewer"] and shown["change_request"] == change_id
 
@@ -416,7 +425,9 @@ def test_scheduled__applied_at_its_time_and_not_before(gated, actor):
 def test_scheduled__on_an_ungated_layer__a_timed_publish_without_approvals(make_layer):
     layer = make_layer("global", {"feature.x": False})
     at = timezone.now() + timedelta(minutes=5)
-    change = changes.version_submit(layer=layer, base_version=1, set_={"feature.x": True}, publish_at=at, actor=ALICE).change
+    change = changes.version_submit(
+        layer=layer, base_version=1, set_={"feature.x": True}, publish_at=at, actor=ALICE
+    ).change
     assert change.layer.required_approvals == 0 and _versions(layer) == 1
     changes.changes_apply_due(now=at)
     assert _versions(layer) == 2
@@ -425,7 +436,9 @@ def test_scheduled__on_an_ungated_layer__a_timed_publish_without_approvals(make_
 @pytest.mark.django_db
 def test_scheduled__unapproved_waits_silently__stale_recorded_once(gated, actor):
     at = timezone.now() + timedelta(minutes=1)
-    waiting = changes.version_submit(layer=gated, base_version=1, set_={"db.pool": 8}, publish_at=at, actor=ALICE).change
+    waiting = changes.version_submit(
+        layer=gated, base_version=1, set_={"db.pool": 8}, publish_at=at, actor=ALICE
+    ).change
     assert changes.changes_apply_due(now=at) == [] and not AuditEvent.objects.filter(action="change.apply_failed")
     changes.change_approve(change=waiting, actor=BOB)
     with changes_applied_as(gated):
@@ -448,4 +461,3 @@ def test_run_scheduler_once__applies_due_and_beats(gated, capsys):
     call_command("run_scheduler", "--once")
     assert f"applied change request #{change.pk} to environment:production" in capsys.readouterr().out
     assert _versions(gated) == 2
-

@@ -27,7 +27,9 @@ def _due_requests(count: int) -> list[ChangeRequest]:
         layer.required_approvals = 1
         layer.save(update_fields=["required_approvals"])
         later = timezone.now() + timedelta(days=1)
-        change = changes.version_submit(layer=layer, base_version=1, set_={"n": index + 1}, publish_at=later, actor=ALICE)
+        change = changes.version_submit(
+            layer=layer, base_version=1, set_={"n": index + 1}, publish_at=later, actor=ALICE
+        )
         changes.change_approve(change=change.change, actor=BOB)
         made.append(change.change)
     ChangeRequest.objects.update(publish_at=timezone.now() - timedelta(seconds=1))

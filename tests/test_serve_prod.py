@@ -148,7 +148,13 @@ def test_serve_prod__http_and_websockets_on_their_ports__and_all_of_it_stops(pro
     try:
         # gunicorn's workers each bind their own socket (reuse_port) and say so; uvicorn's workers each
         # listen once they have loaded the application, right after saying so.
-        served.wait_for({f"listening at: http://127.0.0.1:{http_port}": 2, "Started server process": WS_WORKERS})
+        served.wait_for(
+            {
+                f"listening at: http://127.0.0.1:{http_port}": 2,
+                "Started server process": WS_WORKERS,
+                "applying due change requests": 1,  # the scheduler runs beside the servers
+            }
+        )
         http = f"http://127.0.0.1:{http_port}"
 
         status, headers, body = _http("GET", f"{http}/readyz", BEHIND_THE_PROXY)
