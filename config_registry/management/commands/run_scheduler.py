@@ -4,7 +4,7 @@ import logging
 import os
 import signal
 import socket
-import threading
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
@@ -39,14 +39,15 @@ class Command(BaseCommand):
             return
         if interval <= 0:
             raise CommandError("--interval must be more than 0 seconds")
-        stopping = threading.Event()
+        # A flag, not a threading.Event: Event.set() in a signal handler can deadlock on the Event's own lock.
+        stopping = {"asked": False}
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stopping.set())
+            signal.signal(signum, lambda *_: stopping.update(asked=True))
         name, started = f"{socket.gethostname()}:{os.getpid()}", timezone.now()
         self.stdout.write(f"scheduler {name}: applying due change requests every {interval:g} s")
         self.stdout.flush()
         applied_total = 0
-        while not stopping.is_set():
+        while not stopping["asked"]:
             try:
                 applied = changes_apply_due()
                 applied_total += len(applied)
@@ -61,6 +62,8 @@ class Command(BaseCommand):
             self.stdout.flush()
             if once:
                 break
-            stopping.wait(interval)
+            resume = time.monotonic() + interval
+            while not stopping["asked"] and time.monotonic() < resume:  # wakes for a signal within 0.2 s
+                time.sleep(min(0.2, max(resume - time.monotonic(), 0)))
         SchedulerBeat.objects.filter(name=name).delete()
         self.stdout.write(f"scheduler {name}: stopped ({applied_total} applied)")
